@@ -1,0 +1,95 @@
+// Copyright 2026 The pyscope Authors.
+// SPDX-License-Identifier: Apache-2.0
+//
+// Every difference between the supported CPython versions (3.9-3.13) that
+// pyscope depends on, as small named functions. Logic code calls these and
+// never tests PY_VERSION_HEX itself.
+
+#ifndef PYSCOPE_DETAIL_COMPAT_H_
+#define PYSCOPE_DETAIL_COMPAT_H_
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#if PY_VERSION_HEX < 0x03090000
+#error "pyscope supports CPython 3.9 and newer"
+#endif
+
+namespace pyscope::detail::compat {
+
+// The Python version the headers describe, as (major, minor).
+inline constexpr int kPythonMinor = PY_MINOR_VERSION;
+
+// The thread state attached to the calling thread, or null; never a fatal
+// error. Before 3.12 CPython keeps a single process-wide "current" pointer
+// (the GIL holder's thread state, `_PyRuntime.gilstate.tstate_current`);
+// from 3.12 it is a thread-local. Comparing the result with a thread state
+// this thread owns is correct on both: only the GIL holder can store its own
+// pointer there. Never dereference the result unless it is known to be ours.
+inline PyThreadState* CurrentThreadStateUnchecked() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return PyThreadState_GetUnchecked();
+#else
+  return _PyThreadState_UncheckedGet();
+#endif
+}
+
+// True while CPython's own Py_FinalizeEx is running (or has run) in this
+// runtime. Public from 3.13 (`Py_IsFinalizing`), private before.
+inline bool IsFinalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing() != 0;
+#else
+  return _Py_IsFinalizing() != 0;
+#endif
+}
+
+// From 3.12 the "current thread state" is a C thread-local, so a non-null
+// CurrentThreadStateUnchecked() always belongs to the calling thread; before,
+// it is the process-wide GIL holder's (see CurrentThreadStateUnchecked).
+inline constexpr bool kCurrentThreadStateIsThreadLocal =
+    PY_VERSION_HEX >= 0x030C0000;
+
+// From 3.12, PyThreadState_Swap between thread states of interpreters with
+// different GILs releases one GIL and takes the other (gh-104812); before,
+// every interpreter shares one GIL and a swap is a pointer exchange.
+inline constexpr bool kSwapSwitchesGil = PY_VERSION_HEX >= 0x030C0000;
+
+// Interpreters with their own GIL (PEP 684) exist from 3.12.
+inline constexpr bool kHasPerInterpreterGil = PY_VERSION_HEX >= 0x030C0000;
+
+// Fetches and clears the raised exception as a single (normalized) object,
+// or returns null when none is set. Requires the GIL.
+inline PyObject* FetchRaisedException() {
+#if PY_VERSION_HEX >= 0x030C0000
+  return PyErr_GetRaisedException();
+#else
+  PyObject *type = nullptr, *value = nullptr, *traceback = nullptr;
+  PyErr_Fetch(&type, &value, &traceback);
+  if (type == nullptr) return nullptr;
+  PyErr_NormalizeException(&type, &value, &traceback);
+  if (traceback != nullptr && value != nullptr) {
+    PyException_SetTraceback(value, traceback);
+  }
+  Py_XDECREF(type);
+  Py_XDECREF(traceback);
+  return value;
+#endif
+}
+
+// `PyConfig.safe_path` (do not prepend the script directory or the current
+// directory to sys.path) exists from 3.11. Before that, an embedded
+// interpreter initialized from a PyConfig never prepends either unless
+// `Py_RunMain` runs a script, so there is nothing to set.
+inline void SetSafePath(PyConfig* config, bool safe) {
+#if PY_VERSION_HEX >= 0x030B0000
+  config->safe_path = safe ? 1 : 0;
+#else
+  (void)config;
+  (void)safe;
+#endif
+}
+
+}  // namespace pyscope::detail::compat
+
+#endif  // PYSCOPE_DETAIL_COMPAT_H_

@@ -1,0 +1,145 @@
+// Copyright 2026 The pyscope Authors.
+// SPDX-License-Identifier: Apache-2.0
+//
+// The interface between the header-only guards and the compiled core
+// (src/). Internal: names here may change without notice.
+//
+// The core owns everything that must exist once per process: the runtime
+// state machine and attach gate, the per-thread records (one per OS thread
+// that used pyscope), the thread-state cache and the misuse reporting. The
+// guards keep their fast paths inline (a nested GILGuard is a counter
+// increment) and call into the core for everything else.
+
+#ifndef PYSCOPE_DETAIL_CORE_H_
+#define PYSCOPE_DETAIL_CORE_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "pyscope/detail/compat.h"
+#include "pyscope/diagnostics.h"
+#include "pyscope/source_location.h"
+
+namespace pyscope::detail {
+
+enum class GuardKind : uint8_t {
+  kGILGuard,
+  kAllowThreads,
+  kThreadStateSwap,
+  kScopedRuntime,
+};
+
+// How a GILGuard became attached; decides what its destructor undoes.
+enum class AttachMode : uint8_t {
+  kNested,    // this thread already held the GIL through pyscope: no-op
+  kBorrowed,  // attached by something else (running Python code, a host's
+              // PyGILState_Ensure): nothing to undo
+  kRestored,  // pyscope attached a parked or cached thread state: detach it
+  kSwitched,  // pyscope switched from another attached thread state (another
+              // interpreter): switch back
+  kFailed,    // acquisition refused: nothing held
+};
+
+// Per-OS-thread bookkeeping. Fields without std::atomic are touched only by
+// the owning thread; the atomics are also read by the finalizing thread.
+struct ThreadRecord {
+  // Number of live pyscope guard scopes on this thread.
+  int level = 0;
+  // Whether the innermost scope holds a GIL.
+  bool holding = false;
+  // The thread state the innermost scope runs with: attached when
+  // `holding`, parked (saved by AllowThreads) otherwise; null at level 0.
+  PyThreadState* tstate = nullptr;
+  // Set (sequentially consistent) for the duration of every call by which
+  // pyscope attaches a thread state on this thread; the finalizer does not
+  // enter Py_FinalizeEx while any thread has it set.
+  std::atomic<int> attaching{0};
+  // Non-zero while this thread is inside a GILGuard scope that attached it
+  // from cold; the finalizer drains these.
+  std::atomic<int> inside{0};
+  // Where the outermost cold-attaching guard was created (for diagnostics).
+  std::atomic<const char*> site_file{""};
+  std::atomic<const char*> site_function{""};
+  std::atomic<int> site_line{0};
+  // gettid() of the owning thread.
+  uint64_t os_thread_id = 0;
+  // Opaque core-side state (owned thread states, handle).
+  void* impl = nullptr;
+};
+
+// What a guard remembers to undo its scope.
+struct Scope {
+  ThreadRecord* record;
+  int level;
+  bool prev_holding;
+  PyThreadState* prev_tstate;
+};
+
+// The calling thread's record (created and registered on first use).
+PYSCOPE_CORE_API ThreadRecord& ThisThread() noexcept;
+
+// Opens a scope on the calling thread's record.
+inline Scope OpenScope() noexcept {
+  ThreadRecord& record = ThisThread();
+  return Scope{&record, ++record.level, record.holding, record.tstate};
+}
+
+// Attaches the calling thread for a GILGuard whose fast path did not apply
+// (`scope.prev_holding` is false): borrows a foreign attachment, re-attaches
+// a thread state parked by AllowThreads, or attaches from cold through the
+// gate. `interp` is the interpreter to attach to; null means "the one this
+// thread is in, else the main interpreter". On failure the scope is closed
+// again and the status says why (kFailedPrecondition: no runtime;
+// kUnavailable: finalization has begun).
+PYSCOPE_CORE_API absl::Status AttachSlow(Scope& scope, PyInterpreterState* interp,
+                                         const SourceLocation& where,
+                                         AttachMode* mode);
+
+// Undoes AttachSlow for `mode` and closes the scope.
+PYSCOPE_CORE_API void DetachSlow(const Scope& scope, AttachMode mode) noexcept;
+
+// AllowThreads' constructor: detaches the calling thread (reports
+// kAllowThreadsWithoutGil when it holds no GIL). Returns the saved thread
+// state, or null when nothing was detached.
+PYSCOPE_CORE_API PyThreadState* DetachForAllowThreads(Scope& scope,
+                                                      const SourceLocation& where);
+
+// AllowThreads' destructor: re-attaches `saved` and closes the scope. If the
+// runtime is past the point of no return of finalization, ends the calling
+// thread by unwinding its stack (as CPython's own take_gil would) instead of
+// touching freed interpreter state.
+PYSCOPE_CORE_API void ReattachAfterAllowThreads(const Scope& scope,
+                                                PyThreadState* saved);
+
+// ThreadStateSwap: swap in `target`, and restore on scope end.
+PYSCOPE_CORE_API PyThreadState* SwapIn(Scope& scope, PyThreadState* target,
+                                       const SourceLocation& where);
+PYSCOPE_CORE_API void SwapBack(const Scope& scope, PyThreadState* target,
+                               PyThreadState* previous,
+                               const SourceLocation& where);
+
+// Checks that `scope` is being closed on its own thread and in LIFO order;
+// reports the misuse and returns false otherwise.
+PYSCOPE_CORE_API bool CheckScopeEnd(const Scope& scope, GuardKind kind,
+                                    const SourceLocation& where) noexcept;
+
+inline bool ScopeEndIsValid(const Scope& scope, GuardKind kind,
+                            const SourceLocation& where) noexcept {
+  // Fast check inline: same thread (the record is thread-local) and LIFO.
+  if (&ThisThread() == scope.record && scope.record->level == scope.level) {
+    return true;
+  }
+  return CheckScopeEnd(scope, kind, where);
+}
+
+// Reports a misuse through the installed handler.
+PYSCOPE_CORE_API void ReportMisuse(Misuse misuse, GuardKind kind,
+                                   const SourceLocation& where,
+                                   const char* detail);
+
+PYSCOPE_CORE_API const char* GuardName(GuardKind kind);
+
+}  // namespace pyscope::detail
+
+#endif  // PYSCOPE_DETAIL_CORE_H_

@@ -1,0 +1,90 @@
+// Copyright 2026 The pyscope Authors.
+// SPDX-License-Identifier: Apache-2.0
+//
+// Run-time diagnostics for misuse that C++ cannot reject at compile time.
+//
+// Every misuse is reported once, as one paragraph naming what went wrong,
+// the guard type, the thread (OS id and name) and where the guard was
+// created. The default handler writes the paragraph to stderr and aborts:
+// continuing after a broken pairing would turn a clear message into a hang
+// or a crash later. Tests and hosts may install their own handler; if it
+// returns, the guard that detected the misuse performs no further CPython
+// call and the operation reports an error status where it has one.
+
+#ifndef PYSCOPE_DIAGNOSTICS_H_
+#define PYSCOPE_DIAGNOSTICS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "pyscope/source_location.h"
+
+#if defined(__GNUC__)
+#define PYSCOPE_CORE_API __attribute__((visibility("default")))
+#else
+#define PYSCOPE_CORE_API
+#endif
+
+namespace pyscope {
+
+// What went wrong.
+enum class Misuse {
+  // A guard was destroyed on a thread other than the one that created it.
+  kDestroyedOnOtherThread,
+  // Guards on one thread were destroyed in a different order than the
+  // reverse of their creation.
+  kDestroyedOutOfOrder,
+  // AllowThreads was created on a thread that does not hold the GIL.
+  kAllowThreadsWithoutGil,
+  // ThreadStateSwap was created on a thread that does not hold the GIL, or
+  // with a null thread state.
+  kSwapWithoutGil,
+  // When a ThreadStateSwap scope ended, its thread state was no longer the
+  // current one (it was deleted or swapped out inside the scope).
+  kSwapTargetLost,
+  // ScopedRuntime::Finalize was called on a thread other than the one that
+  // initialized the runtime.
+  kFinalizeOnOtherThread,
+  // ScopedRuntime::Finalize was called while the finalizing thread was still
+  // inside a pyscope guard.
+  kFinalizeWhileAttached,
+  // A second ScopedRuntime was created while one is live.
+  kSecondRuntime,
+};
+
+// Returns the enumerator's name without the `k`, e.g. "DestroyedOutOfOrder".
+PYSCOPE_CORE_API const char* MisuseName(Misuse misuse);
+
+// One misuse, as passed to the handler.
+struct MisuseReport {
+  Misuse misuse;
+  // "GILGuard", "AllowThreads", "ThreadStateSwap" or "ScopedRuntime".
+  const char* guard;
+  // Where the guard (or runtime) involved was created.
+  SourceLocation created_at;
+  // The whole paragraph, as the default handler prints it.
+  std::string message;
+};
+
+using MisuseHandler = void (*)(const MisuseReport& report);
+
+// Installs `handler` (null restores the default, which prints and aborts)
+// and returns the previous one. Thread-safe.
+PYSCOPE_CORE_API MisuseHandler SetMisuseHandler(MisuseHandler handler);
+
+// A thread currently inside a GILGuard scope that attached it from cold (a
+// native thread, not one already running Python).
+struct AttachedThread {
+  uint64_t os_thread_id;  // gettid()
+  std::string name;       // pthread name, may be empty
+  SourceLocation attached_at;
+};
+
+// A snapshot of the native threads currently attached through pyscope.
+// Thread-safe; the result may be stale as soon as it returns.
+PYSCOPE_CORE_API std::vector<AttachedThread> AttachedThreads();
+
+}  // namespace pyscope
+
+#endif  // PYSCOPE_DIAGNOSTICS_H_

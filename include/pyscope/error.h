@@ -1,0 +1,84 @@
+// Copyright 2026 The pyscope Authors.
+// SPDX-License-Identifier: Apache-2.0
+//
+// The two exception types pyscope throws, and helpers that turn a raised
+// Python exception into one of them.
+//
+// The core reports with absl::Status; exceptions appear only at the public
+// throwing constructors and helpers. Every throwing entry point has a
+// non-throwing sibling that returns the same absl::Status.
+
+#ifndef PYSCOPE_ERROR_H_
+#define PYSCOPE_ERROR_H_
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "pyscope/annotations.h"
+#include "pyscope/detail/compat.h"
+
+namespace pyscope {
+
+// Thrown by pyscope's throwing constructors and helpers. Carries the
+// absl::Status that the non-throwing form would have returned; `what()` is
+// the status rendered as text ("UNAVAILABLE: ...").
+class Error : public std::runtime_error {
+ public:
+  // `status` must not be OK.
+  explicit Error(absl::Status status);
+
+  const absl::Status& status() const noexcept { return status_; }
+
+ private:
+  absl::Status status_;
+};
+
+// A Python exception captured as C++ values: the exception's type name
+// (`"ValueError"`, `"mypkg.errors.Boom"`), its `str()` and the formatted
+// traceback (as `traceback.format_exception` prints it). The status code is
+// `absl::StatusCode::kUnknown` with message "TypeName: message". Capturing
+// clears the Python error indicator, so the interpreter stays usable.
+class PythonError : public Error {
+ public:
+  PythonError(std::string type_name, std::string message,
+              std::string traceback);
+
+  // Captures and clears the exception currently raised in the attached
+  // thread state. If none is raised, returns a PythonError of type
+  // "SystemError" saying so (a C API call reported failure without setting
+  // an exception). Requires the GIL.
+  static PythonError FetchAndClear() PYSCOPE_REQUIRES_GIL;
+
+  const std::string& type_name() const noexcept { return type_name_; }
+  const std::string& message() const noexcept { return message_; }
+  const std::string& traceback() const noexcept { return traceback_; }
+
+ private:
+  std::string type_name_;
+  std::string message_;
+  std::string traceback_;
+};
+
+// Throws PythonError::FetchAndClear() if a Python exception is raised;
+// otherwise does nothing. Requires the GIL.
+void ThrowIfPythonError() PYSCOPE_REQUIRES_GIL;
+
+// Executes `code` as a module body (like `exec`) in the `__main__` namespace
+// of the interpreter the calling thread is attached to. A Python exception
+// (including SystemExit: the process never exits here) becomes a
+// PythonError. Requires the GIL.
+void Exec(std::string_view code) PYSCOPE_REQUIRES_GIL;
+
+// Like Exec, but returns the error as a status: OK, or kUnknown with
+// "TypeName: message" followed by the traceback. Requires the GIL.
+absl::Status TryExec(std::string_view code) PYSCOPE_REQUIRES_GIL;
+
+// Evaluates the expression `expression` in `__main__` and returns a new
+// reference to the result. Throws PythonError. Requires the GIL.
+PyObject* Eval(std::string_view expression) PYSCOPE_REQUIRES_GIL;
+
+}  // namespace pyscope
+
+#endif  // PYSCOPE_ERROR_H_

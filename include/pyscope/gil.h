@@ -1,0 +1,166 @@
+// Copyright 2026 The pyscope Authors.
+// SPDX-License-Identifier: Apache-2.0
+//
+// GILGuard and AllowThreads: hold the GIL for a scope, release it for a
+// scope.
+//
+//   void Work() {
+//     pyscope::GILGuard gil;             // attach + hold the GIL
+//     pyscope::Exec("x = 1");
+//     {
+//       pyscope::AllowThreads nogil;     // release it around blocking work
+//       std::this_thread::sleep_for(1s);
+//       {
+//         pyscope::GILGuard again;       // take it back for a moment
+//         pyscope::Exec("x += 1");
+//       }
+//     }
+//   }                                    // released in reverse order
+//
+// Both are stack-only (not copyable, not movable, no `new`), [[nodiscard]],
+// and annotated for Clang's thread-safety analysis: with
+// `clang++ -Wthread-safety`, a PYSCOPE_REQUIRES_GIL call outside a GILGuard
+// or inside an AllowThreads scope does not compile.
+
+#ifndef PYSCOPE_GIL_H_
+#define PYSCOPE_GIL_H_
+
+#include <new>
+
+#include "absl/status/status.h"
+#include "pyscope/annotations.h"
+#include "pyscope/detail/core.h"
+#include "pyscope/detail/stack_only.h"
+#include "pyscope/error.h"
+#include "pyscope/source_location.h"
+
+namespace pyscope {
+
+// Attaches the calling thread to a Python interpreter and holds its GIL for
+// the guard's scope. Replaces PyGILState_Ensure/PyGILState_Release.
+//
+// Which interpreter: the one the calling thread is already in (inside another
+// guard's scope, or when called from Python code), otherwise the main
+// interpreter. It never silently switches a thread that is in a
+// sub-interpreter to the main one.
+//
+// Cost: when this thread already holds the GIL through pyscope, construction
+// and destruction are a counter increment and decrement (reentrant, with
+// pyscope's own per-thread depth rather than PyGILState_Check). A native
+// thread attaches with a thread state that pyscope creates once and keeps
+// for the thread's lifetime (freed at thread exit), not one per acquisition.
+//
+// Errors: the throwing constructor throws pyscope::Error with
+// kFailedPrecondition when no runtime was ever started by pyscope and
+// kUnavailable once finalization has begun (new attachments from native
+// threads are refused instead of hanging or ending the thread). The
+// `std::nothrow` constructor reports the same through status().
+//
+// Misuse (reported by pyscope's misuse handler, see diagnostics.h):
+// destroying the guard on another thread, or out of LIFO order.
+class ABSL_SCOPED_LOCKABLE [[nodiscard]] GILGuard {
+  PYSCOPE_INTERNAL_STACK_ONLY(GILGuard)
+
+ public:
+  // Attaches and takes the GIL, or throws pyscope::Error.
+  [[nodiscard]] explicit GILGuard(
+      SourceLocation where = SourceLocation::Current())
+      ABSL_EXCLUSIVE_LOCK_FUNCTION(::pyscope::gil)
+      : where_(where) {
+    Acquire();
+    if (mode_ == detail::AttachMode::kFailed) throw Error(status_);
+  }
+
+  // Non-throwing form: check ok() before touching Python. When !ok(), the
+  // guard holds nothing and its destructor does nothing; the thread-safety
+  // analysis still treats the scope as holding the GIL, so return early.
+  [[nodiscard]] GILGuard(const std::nothrow_t&,
+                         SourceLocation where = SourceLocation::Current())
+      ABSL_EXCLUSIVE_LOCK_FUNCTION(::pyscope::gil)
+      : where_(where) {
+    Acquire();
+  }
+
+  ~GILGuard() ABSL_UNLOCK_FUNCTION() {
+    if (mode_ == detail::AttachMode::kFailed) return;
+    if (!detail::ScopeEndIsValid(scope_, detail::GuardKind::kGILGuard,
+                                 where_)) {
+      return;
+    }
+    if (mode_ == detail::AttachMode::kNested) {
+      --scope_.record->level;
+      return;
+    }
+    detail::DetachSlow(scope_, mode_);
+  }
+
+  // Whether the GIL is held (always true for the throwing constructor).
+  bool ok() const noexcept { return mode_ != detail::AttachMode::kFailed; }
+
+  // OK, or why the acquisition was refused.
+  const absl::Status& status() const noexcept { return status_; }
+
+ private:
+  void Acquire() {
+    scope_ = detail::OpenScope();
+    if (scope_.prev_holding) {
+      mode_ = detail::AttachMode::kNested;
+      return;
+    }
+    status_ = detail::AttachSlow(scope_, nullptr, where_, &mode_);
+  }
+
+  detail::Scope scope_;
+  detail::AttachMode mode_ = detail::AttachMode::kFailed;
+  absl::Status status_;
+  SourceLocation where_;
+};
+
+// Releases the GIL (detaches the calling thread's thread state) for the
+// guard's scope, so that other threads can run Python while this one blocks
+// or computes. Replaces Py_BEGIN_ALLOW_THREADS / Py_END_ALLOW_THREADS,
+// including on every early-return and exception path.
+//
+// To use Python again inside the scope (what Py_BLOCK_THREADS /
+// Py_UNBLOCK_THREADS do), open a nested GILGuard: it re-attaches the same
+// thread state and releases it again when it ends.
+//
+// Precondition: the calling thread holds the GIL (a GILGuard is in scope,
+// or the code was called from Python). Under clang -Wthread-safety an
+// AllowThreads with no guard in scope does not compile; at run time it is
+// reported as Misuse::kAllowThreadsWithoutGil.
+//
+// The destructor re-attaches and may block waiting for the GIL. If the
+// runtime is being finalized and has passed its drain deadline, CPython
+// would end the thread while it waits; pyscope ends it the same way (by
+// unwinding its stack) before touching interpreter state that finalization
+// frees. That is why the destructor is noexcept(false): the unwinding must
+// pass through it rather than call std::terminate.
+class ABSL_SCOPED_LOCKABLE [[nodiscard]] AllowThreads {
+  PYSCOPE_INTERNAL_STACK_ONLY(AllowThreads)
+
+ public:
+  [[nodiscard]] explicit AllowThreads(
+      SourceLocation where = SourceLocation::Current())
+      ABSL_UNLOCK_FUNCTION(::pyscope::gil)
+      : scope_(detail::OpenScope()),
+        saved_(detail::DetachForAllowThreads(scope_, where)),
+        where_(where) {}
+
+  ~AllowThreads() noexcept(false) ABSL_EXCLUSIVE_LOCK_FUNCTION(::pyscope::gil) {
+    if (!detail::ScopeEndIsValid(scope_, detail::GuardKind::kAllowThreads,
+                                 where_)) {
+      return;
+    }
+    detail::ReattachAfterAllowThreads(scope_, saved_);
+  }
+
+ private:
+  detail::Scope scope_;
+  PyThreadState* saved_;
+  SourceLocation where_;
+};
+
+}  // namespace pyscope
+
+#endif  // PYSCOPE_GIL_H_

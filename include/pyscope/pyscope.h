@@ -1,0 +1,18 @@
+// Copyright 2026 The pyscope Authors.
+// SPDX-License-Identifier: Apache-2.0
+//
+// pyscope: the CPython embedding rules as C++ scopes. Includes every public
+// header. See docs/guide.md.
+
+#ifndef PYSCOPE_PYSCOPE_H_
+#define PYSCOPE_PYSCOPE_H_
+
+#include "pyscope/annotations.h"
+#include "pyscope/diagnostics.h"
+#include "pyscope/error.h"
+#include "pyscope/gil.h"
+#include "pyscope/runtime.h"
+#include "pyscope/source_location.h"
+#include "pyscope/thread_state_swap.h"
+
+#endif  // PYSCOPE_PYSCOPE_H_

@@ -1,0 +1,601 @@
+// Copyright 2026 The pyscope Authors.
+// SPDX-License-Identifier: Apache-2.0
+//
+// The attach gate, per-thread records and the thread-state cache.
+//
+// The gate protocol (why no guard can attach into a finalizing runtime):
+// a thread about to attach stores `attaching = 1` (sequentially consistent)
+// and then loads the runtime state; the finalizer stores the new state and
+// then loads every thread's `attaching`. With sequential consistency at
+// least one side sees the other: either the thread sees the closed gate and
+// backs out, or the finalizer sees the thread and waits for it. The same
+// handshake on `hard` keeps re-attachments (AllowThreads' destructor) out of
+// Py_FinalizeEx, which frees the thread states they would restore.
+
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "core_internal.h"
+#include "pyscope/detail/core.h"
+
+namespace pyscope::detail {
+namespace {
+
+// True when `tstate`, the result of CurrentThreadStateUnchecked(), is
+// attached on the calling thread. From 3.12 the pointer is thread-local;
+// before, it is the GIL holder's, so compare it with the thread states this
+// thread is known to own.
+bool IsAttachedHere(ThreadRecord& record, PyThreadState* tstate) {
+  if (tstate == nullptr) return false;
+  if (compat::kCurrentThreadStateIsThreadLocal) return true;
+  if (tstate == record.tstate) return true;
+  if (tstate == PyGILState_GetThisThreadState()) return true;
+  RecordImpl& impl = ImplOf(record);
+  absl::MutexLock lock(&impl.mu);
+  for (const OwnedThreadState& owned : impl.owned) {
+    if (owned.tstate == tstate) return true;
+  }
+  return false;
+}
+
+void CloseScope(const Scope& scope) {
+  ThreadRecord& record = *scope.record;
+  record.holding = scope.prev_holding;
+  record.tstate = scope.prev_tstate;
+  --record.level;
+}
+
+// Ends the calling thread the way CPython's take_gil does for a thread that
+// wants the GIL back after finalization started, but without touching the
+// freed interpreter state first. glibc implements pthread_exit as a forced
+// unwind, so the destructors of enclosing scopes run.
+[[noreturn]] void EndThreadAfterFinalization(const Scope& scope,
+                                             const char* guard) {
+  ThreadRecord& record = *scope.record;
+  std::fprintf(stderr,
+               "pyscope: ending thread %s: its %s scope tried to take the GIL "
+               "back after the Python runtime was finalized (it was still "
+               "inside a guard when the drain deadline expired).\n",
+               DescribeThread(record).c_str(), guard);
+  record.holding = false;
+  record.tstate = scope.prev_tstate;
+  --record.level;
+  pthread_exit(nullptr);
+}
+
+// Re-attaches `tstate` on the calling thread with the gate handshake.
+void ReattachOrEndThread(const Scope& scope, PyThreadState* tstate,
+                         const char* guard) {
+  ThreadRecord& record = *scope.record;
+  Core& core = GetCore();
+  record.attaching.store(1, std::memory_order_seq_cst);
+  if (core.hard.load(std::memory_order_seq_cst) ||
+      core.generation.load(std::memory_order_seq_cst) !=
+          ImplOf(record).scope_generation) {
+    record.attaching.store(0, std::memory_order_release);
+    EndThreadAfterFinalization(scope, guard);
+  }
+  PyEval_RestoreThread(tstate);
+  record.attaching.store(0, std::memory_order_release);
+}
+
+// The thread state the calling thread uses for `interp`: the one CPython
+// already associates with this thread for the main interpreter (the
+// initializing thread's, a Python thread's), else one pyscope created for
+// this thread and keeps until the thread exits.
+PyThreadState* ThreadStateFor(ThreadRecord& record, PyInterpreterState* interp,
+                              uint64_t generation) {
+  if (interp == GetCore().main_interp) {
+    PyThreadState* known = PyGILState_GetThisThreadState();
+    if (known != nullptr && PyThreadState_GetInterpreter(known) == interp) {
+      return known;
+    }
+  }
+  RecordImpl& impl = ImplOf(record);
+  absl::MutexLock lock(&impl.mu);
+  for (const OwnedThreadState& owned : impl.owned) {
+    if (owned.interp == interp && owned.generation == generation) {
+      return owned.tstate;
+    }
+  }
+  // Drop entries of finalized runtimes (CPython freed them) before adding.
+  impl.owned.erase(
+      std::remove_if(impl.owned.begin(), impl.owned.end(),
+                     [generation](const OwnedThreadState& owned) {
+                       return owned.generation != generation;
+                     }),
+      impl.owned.end());
+  // "The global interpreter lock need not be held" (PyThreadState_New docs).
+  // The new state counts as created by PyGILState (gilstate_counter = 1 in
+  // every supported version), so a host's PyGILState_Ensure/Release pair on
+  // this thread never deletes it under us.
+  PyThreadState* created = PyThreadState_New(interp);
+  if (created != nullptr) impl.owned.push_back({interp, generation, created});
+  return created;
+}
+
+// Frees the calling thread's cached thread states when it exits, if the
+// runtime that owns them is still running (otherwise CPython freed them).
+void ReleaseOwnedAtThreadExit(ThreadRecord& record) {
+  Core& core = GetCore();
+  RecordImpl& impl = ImplOf(record);
+  std::vector<OwnedThreadState> owned;
+  {
+    absl::MutexLock lock(&impl.mu);
+    owned.swap(impl.owned);
+  }
+  for (const OwnedThreadState& entry : owned) {
+    record.attaching.store(1, std::memory_order_seq_cst);
+    const bool alive =
+        core.state.load(std::memory_order_seq_cst) ==
+            static_cast<int>(RuntimeState::kRunning) &&
+        !core.hard.load(std::memory_order_seq_cst) &&
+        core.generation.load(std::memory_order_seq_cst) == entry.generation;
+    if (alive) {
+      PyEval_RestoreThread(entry.tstate);
+      PyThreadState_Clear(entry.tstate);
+      PyThreadState_DeleteCurrent();
+    }
+    record.attaching.store(0, std::memory_order_release);
+  }
+}
+
+struct RecordHolder {
+  ThreadRecord record;
+  RecordImpl impl;
+
+  RecordHolder() {
+    record.os_thread_id = static_cast<uint64_t>(syscall(SYS_gettid));
+    record.impl = &impl;
+    impl.handle = static_cast<unsigned long>(pthread_self());
+    Core& core = GetCore();
+    absl::MutexLock lock(&core.mu);
+    core.records.push_back(&record);
+  }
+
+  ~RecordHolder() {
+    ReleaseOwnedAtThreadExit(record);
+    Core& core = GetCore();
+    absl::MutexLock lock(&core.mu);
+    core.records.erase(
+        std::find(core.records.begin(), core.records.end(), &record));
+  }
+};
+
+thread_local RecordHolder tls_holder;
+
+std::atomic<MisuseHandler> misuse_handler{nullptr};
+
+void DefaultMisuseHandler(const MisuseReport& report) {
+  std::fprintf(stderr, "%s\n", report.message.c_str());
+  std::fflush(stderr);
+  std::abort();
+}
+
+std::string Site(const SourceLocation& where) {
+  return absl::StrFormat("%s:%d in %s()", where.file(), where.line(),
+                         where.function());
+}
+
+}  // namespace
+
+Core& GetCore() {
+  // Never destroyed: thread-exit hooks may run after static destruction.
+  static Core* core = new Core;
+  return *core;
+}
+
+RecordImpl& ImplOf(ThreadRecord& record) {
+  return *static_cast<RecordImpl*>(record.impl);
+}
+
+ThreadRecord& ThisThread() noexcept { return tls_holder.record; }
+
+std::string DescribeThread(const ThreadRecord& record) {
+  char name[32] = "";
+  const auto* impl = static_cast<const RecordImpl*>(record.impl);
+  if (impl != nullptr) {
+    pthread_getname_np(static_cast<pthread_t>(impl->handle), name,
+                       sizeof(name));
+  }
+  return absl::StrFormat("%d (\"%s\")", record.os_thread_id, name);
+}
+
+const char* GuardName(GuardKind kind) {
+  switch (kind) {
+    case GuardKind::kGILGuard:
+      return "GILGuard";
+    case GuardKind::kAllowThreads:
+      return "AllowThreads";
+    case GuardKind::kThreadStateSwap:
+      return "ThreadStateSwap";
+    case GuardKind::kScopedRuntime:
+      return "ScopedRuntime";
+  }
+  return "guard";
+}
+
+absl::Status RefusalFor(int state) {
+  switch (static_cast<RuntimeState>(state)) {
+    case RuntimeState::kUninitialized:
+      return absl::FailedPreconditionError(
+          "pyscope: cannot attach to Python: no pyscope::ScopedRuntime has "
+          "initialized the interpreter (create one first, or "
+          "ScopedRuntime::Adopt() an interpreter the host initialized)");
+    case RuntimeState::kFinalizing:
+      return absl::UnavailableError(
+          "pyscope: cannot attach to Python: the runtime is being finalized; "
+          "new attachments from native threads are refused");
+    case RuntimeState::kFinalized:
+      return absl::UnavailableError(
+          "pyscope: cannot attach to Python: the runtime has been finalized");
+    case RuntimeState::kRunning:
+      break;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AttachSlow(Scope& scope, PyInterpreterState* interp,
+                        const SourceLocation& where, AttachMode* mode) {
+  ThreadRecord& record = *scope.record;
+  Core& core = GetCore();
+
+  // 1. Inside AllowThreads on this thread: take the parked state back
+  //    (Py_BLOCK_THREADS).
+  PyThreadState* parked = scope.prev_tstate;
+  if (parked != nullptr &&
+      (interp == nullptr || PyThreadState_GetInterpreter(parked) == interp)) {
+    ReattachOrEndThread(scope, parked, "GILGuard");
+    record.holding = true;
+    record.tstate = parked;
+    *mode = AttachMode::kRestored;
+    return absl::OkStatus();
+  }
+
+  // 2. Already attached by something pyscope did not do (running Python
+  //    code called us; the host holds a PyGILState): borrow it.
+  PyThreadState* current = compat::CurrentThreadStateUnchecked();
+  if (parked == nullptr && IsAttachedHere(record, current) &&
+      (interp == nullptr || PyThreadState_GetInterpreter(current) == interp)) {
+    if (scope.level == 1) {
+      ImplOf(record).scope_generation =
+          core.generation.load(std::memory_order_acquire);
+    }
+    record.holding = true;
+    record.tstate = current;
+    *mode = AttachMode::kBorrowed;
+    return absl::OkStatus();
+  }
+  if (parked != nullptr ||
+      (current != nullptr && IsAttachedHere(record, current))) {
+    // Switching interpreters is the SubInterpreter guard's job.
+    CloseScope(scope);
+    *mode = AttachMode::kFailed;
+    return absl::UnimplementedError(
+        "pyscope: GILGuard cannot switch this thread to another interpreter");
+  }
+
+  // 3. Cold: through the gate.
+  record.attaching.store(1, std::memory_order_seq_cst);
+  const int state = core.state.load(std::memory_order_seq_cst);
+  if (state != static_cast<int>(RuntimeState::kRunning)) {
+    record.attaching.store(0, std::memory_order_release);
+    CloseScope(scope);
+    *mode = AttachMode::kFailed;
+    return RefusalFor(state);
+  }
+  const uint64_t generation = core.generation.load(std::memory_order_acquire);
+  PyInterpreterState* target = interp != nullptr ? interp : core.main_interp;
+  PyThreadState* tstate = ThreadStateFor(record, target, generation);
+  if (tstate == nullptr) {
+    record.attaching.store(0, std::memory_order_release);
+    CloseScope(scope);
+    *mode = AttachMode::kFailed;
+    return absl::ResourceExhaustedError(
+        "pyscope: PyThreadState_New failed (out of memory)");
+  }
+  ImplOf(record).scope_generation = generation;
+  record.site_file.store(where.file(), std::memory_order_relaxed);
+  record.site_function.store(where.function(), std::memory_order_relaxed);
+  record.site_line.store(where.line(), std::memory_order_relaxed);
+  record.inside.store(record.inside.load(std::memory_order_relaxed) + 1,
+                      std::memory_order_relaxed);
+  PyEval_RestoreThread(tstate);
+  record.attaching.store(0, std::memory_order_release);
+  record.holding = true;
+  record.tstate = tstate;
+  *mode = AttachMode::kRestored;
+  return absl::OkStatus();
+}
+
+void DetachSlow(const Scope& scope, AttachMode mode) noexcept {
+  ThreadRecord& record = *scope.record;
+  if (mode == AttachMode::kRestored) {
+    // A thread that finalization ended while it waited for the GIL unwinds
+    // through here without holding it: nothing to release.
+    const bool lost = GetCore().hard.load(std::memory_order_acquire) &&
+                      compat::CurrentThreadStateUnchecked() != record.tstate;
+    if (!lost) PyEval_SaveThread();
+    if (scope.prev_tstate == nullptr) {
+      record.inside.store(record.inside.load(std::memory_order_relaxed) - 1,
+                          std::memory_order_release);
+    }
+  }
+  CloseScope(scope);
+}
+
+PyThreadState* DetachForAllowThreads(Scope& scope,
+                                     const SourceLocation& where) {
+  ThreadRecord& record = *scope.record;
+  if (!scope.prev_holding) {
+    PyThreadState* current = compat::CurrentThreadStateUnchecked();
+    if (!IsAttachedHere(record, current)) {
+      ReportMisuse(Misuse::kAllowThreadsWithoutGil, GuardKind::kAllowThreads,
+                   where,
+                   "The calling thread does not hold the GIL, so there is "
+                   "nothing to release. Create the AllowThreads inside a "
+                   "GILGuard scope (or in code called from Python).");
+      return nullptr;
+    }
+    if (scope.level == 1) {
+      ImplOf(record).scope_generation =
+          GetCore().generation.load(std::memory_order_acquire);
+    }
+  }
+  PyThreadState* saved = PyEval_SaveThread();
+  record.holding = false;
+  record.tstate = saved;
+  return saved;
+}
+
+void ReattachAfterAllowThreads(const Scope& scope, PyThreadState* saved) {
+  if (saved != nullptr) ReattachOrEndThread(scope, saved, "AllowThreads");
+  CloseScope(scope);
+}
+
+PyThreadState* SwapIn(Scope& scope, PyThreadState* target,
+                      const SourceLocation& where) {
+  ThreadRecord& record = *scope.record;
+  if (target == nullptr) {
+    ReportMisuse(Misuse::kSwapWithoutGil, GuardKind::kThreadStateSwap, where,
+                 "The thread state to swap in is null. To detach the thread "
+                 "for a scope, use AllowThreads.");
+    return nullptr;
+  }
+  if (!scope.prev_holding &&
+      !IsAttachedHere(record, compat::CurrentThreadStateUnchecked())) {
+    ReportMisuse(Misuse::kSwapWithoutGil, GuardKind::kThreadStateSwap, where,
+                 "The calling thread does not hold the GIL; "
+                 "PyThreadState_Swap requires it. Create the ThreadStateSwap "
+                 "inside a GILGuard scope.");
+    return nullptr;
+  }
+  PyThreadState* previous = PyThreadState_Swap(target);
+  record.holding = true;
+  record.tstate = target;
+  return previous;
+}
+
+void SwapBack(const Scope& scope, PyThreadState* target,
+              PyThreadState* previous, const SourceLocation& where) {
+  if (previous == nullptr) {  // the constructor reported a misuse
+    CloseScope(scope);
+    return;
+  }
+  if (compat::CurrentThreadStateUnchecked() != target) {
+    ReportMisuse(Misuse::kSwapTargetLost, GuardKind::kThreadStateSwap, where,
+                 "When the scope ended, the thread state it swapped in was no "
+                 "longer current: it was deleted (PyThreadState_Clear + "
+                 "PyThreadState_DeleteCurrent) or swapped out inside the "
+                 "scope. The previous thread state was not restored.");
+    CloseScope(scope);
+    return;
+  }
+  PyThreadState_Swap(previous);
+  CloseScope(scope);
+}
+
+bool CheckScopeEnd(const Scope& scope, GuardKind kind,
+                   const SourceLocation& where) noexcept {
+  ThreadRecord& here = ThisThread();
+  if (&here != scope.record) {
+    const std::string detail = absl::StrCat(
+        "It was created on thread ", DescribeThread(*scope.record),
+        ". A guard must be destroyed on the thread that created it: keep it "
+        "a local variable and never hand it (or a std::optional holding it) "
+        "to another thread.");
+    ReportMisuse(Misuse::kDestroyedOnOtherThread, kind, where, detail.c_str());
+    return false;
+  }
+  const std::string detail = absl::StrCat(
+      "It was scope number ", scope.level, " on this thread, but ",
+      here.level - scope.level,
+      " scope(s) opened after it were still live. Guards must end in the "
+      "reverse order of their creation; keep each guard a local variable of "
+      "the block it protects.");
+  ReportMisuse(Misuse::kDestroyedOutOfOrder, kind, where, detail.c_str());
+  return false;
+}
+
+namespace {
+const char* Headline(Misuse misuse) {
+  switch (misuse) {
+    case Misuse::kDestroyedOnOtherThread:
+      return "destroyed on a thread other than the one that created it";
+    case Misuse::kDestroyedOutOfOrder:
+      return "destroyed out of order";
+    case Misuse::kAllowThreadsWithoutGil:
+      return "created on a thread that does not hold the GIL";
+    case Misuse::kSwapWithoutGil:
+      return "cannot swap";
+    case Misuse::kSwapTargetLost:
+      return "lost its thread state";
+    case Misuse::kFinalizeOnOtherThread:
+      return "finalized on a thread other than the one that initialized it";
+    case Misuse::kFinalizeWhileAttached:
+      return "finalized while the finalizing thread is inside a guard";
+    case Misuse::kSecondRuntime:
+      return "created while another ScopedRuntime is live";
+  }
+  return "misused";
+}
+}  // namespace
+
+void ReportMisuse(Misuse misuse, GuardKind kind, const SourceLocation& where,
+                  const char* detail) {
+  MisuseReport report{misuse, GuardName(kind), where, ""};
+  report.message = absl::StrCat(
+      "pyscope misuse (", MisuseName(misuse), "): ", GuardName(kind),
+      " created at ", Site(where), " ", Headline(misuse), ", on thread ",
+      DescribeThread(ThisThread()), ". ", detail);
+  MisuseHandler handler = misuse_handler.load(std::memory_order_acquire);
+  if (handler == nullptr) handler = &DefaultMisuseHandler;
+  handler(report);
+}
+
+absl::Status DrainAttachedThreads(absl::Duration deadline) {
+  Core& core = GetCore();
+  ThreadRecord* self = &ThisThread();
+  const absl::Time end = absl::Now() + deadline;
+  absl::Duration pause = absl::Microseconds(50);
+  for (;;) {
+    std::vector<std::string> busy;
+    {
+      absl::MutexLock lock(&core.mu);
+      for (ThreadRecord* record : core.records) {
+        if (record == self) continue;
+        if (record->attaching.load(std::memory_order_seq_cst) != 0 ||
+            record->inside.load(std::memory_order_acquire) != 0) {
+          busy.push_back(absl::StrFormat(
+              "thread %s (GILGuard created at %s:%d in %s())",
+              DescribeThread(*record),
+              record->site_file.load(std::memory_order_relaxed),
+              record->site_line.load(std::memory_order_relaxed),
+              record->site_function.load(std::memory_order_relaxed)));
+        }
+      }
+    }
+    if (busy.empty()) return absl::OkStatus();
+    if (absl::Now() >= end) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "pyscope: finalization went ahead after the drain deadline (",
+          absl::FormatDuration(deadline), ") with ", busy.size(),
+          " native thread(s) still inside a GILGuard scope: ",
+          absl::StrJoin(busy, "; "),
+          ". Such a thread is ended if it tries to take the GIL again."));
+    }
+    absl::SleepFor(pause);
+    pause = std::min(pause * 2, absl::Milliseconds(2));
+  }
+}
+
+void WaitForAttachingThreads() {
+  Core& core = GetCore();
+  ThreadRecord* self = &ThisThread();
+  for (;;) {
+    bool any = false;
+    {
+      absl::MutexLock lock(&core.mu);
+      for (ThreadRecord* record : core.records) {
+        if (record != self &&
+            record->attaching.load(std::memory_order_seq_cst) != 0) {
+          any = true;
+        }
+      }
+    }
+    if (!any) return;
+    absl::SleepFor(absl::Microseconds(100));
+  }
+}
+
+void DeleteCachedThreadStates() {
+  Core& core = GetCore();
+  const uint64_t generation = core.generation.load();
+  absl::MutexLock lock(&core.mu);
+  for (ThreadRecord* record : core.records) {
+    if (record->inside.load(std::memory_order_acquire) != 0) continue;
+    RecordImpl& impl = ImplOf(*record);
+    absl::MutexLock owned_lock(&impl.mu);
+    for (auto it = impl.owned.begin(); it != impl.owned.end();) {
+      if (it->generation == generation) {
+        PyThreadState_Clear(it->tstate);
+        PyThreadState_Delete(it->tstate);
+        it = impl.owned.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+}
+
+}  // namespace pyscope::detail
+
+namespace pyscope {
+
+const char* MisuseName(Misuse misuse) {
+  switch (misuse) {
+    case Misuse::kDestroyedOnOtherThread:
+      return "DestroyedOnOtherThread";
+    case Misuse::kDestroyedOutOfOrder:
+      return "DestroyedOutOfOrder";
+    case Misuse::kAllowThreadsWithoutGil:
+      return "AllowThreadsWithoutGil";
+    case Misuse::kSwapWithoutGil:
+      return "SwapWithoutGil";
+    case Misuse::kSwapTargetLost:
+      return "SwapTargetLost";
+    case Misuse::kFinalizeOnOtherThread:
+      return "FinalizeOnOtherThread";
+    case Misuse::kFinalizeWhileAttached:
+      return "FinalizeWhileAttached";
+    case Misuse::kSecondRuntime:
+      return "SecondRuntime";
+  }
+  return "Unknown";
+}
+
+MisuseHandler SetMisuseHandler(MisuseHandler handler) {
+  return detail::misuse_handler.exchange(handler, std::memory_order_acq_rel);
+}
+
+std::vector<AttachedThread> AttachedThreads() {
+  detail::Core& core = detail::GetCore();
+  std::vector<AttachedThread> result;
+  absl::MutexLock lock(&core.mu);
+  for (detail::ThreadRecord* record : core.records) {
+    if (record->inside.load(std::memory_order_acquire) == 0) continue;
+    char name[32] = "";
+    pthread_getname_np(
+        static_cast<pthread_t>(detail::ImplOf(*record).handle), name,
+        sizeof(name));
+    result.push_back(AttachedThread{
+        record->os_thread_id, name,
+        SourceLocation::Current(
+            record->site_file.load(std::memory_order_relaxed),
+            record->site_line.load(std::memory_order_relaxed),
+            record->site_function.load(std::memory_order_relaxed))});
+  }
+  return result;
+}
+
+RuntimeState GetRuntimeState() {
+  return static_cast<RuntimeState>(
+      detail::GetCore().state.load(std::memory_order_acquire));
+}
+
+uint64_t RuntimeGeneration() {
+  return detail::GetCore().generation.load(std::memory_order_acquire);
+}
+
+}  // namespace pyscope

@@ -1,0 +1,405 @@
+// Copyright 2026 The pyscope Authors.
+// SPDX-License-Identifier: Apache-2.0
+//
+// ScopedRuntime: PyConfig from RuntimeOptions, initialization, and the
+// finalization protocol described in pyscope/runtime.h.
+
+#include "pyscope/runtime.h"
+
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core_internal.h"
+#include "pyscope/error.h"
+
+namespace pyscope {
+namespace {
+
+using detail::Core;
+using detail::GetCore;
+
+bool Exists(const std::string& path) {
+  struct stat info;
+  return ::stat(path.c_str(), &info) == 0;
+}
+
+// Checks the standard library is where the options say it is, before
+// CPython is asked: CPython 3.9-3.10 reports a missing stdlib as an
+// unrelated-looking encodings error, and some layouts exit the process.
+absl::Status CheckStandardLibrary(const RuntimeOptions& options) {
+  const std::string lib =
+      absl::StrCat("python", PY_MAJOR_VERSION, ".", PY_MINOR_VERSION);
+  const std::string zip =
+      absl::StrCat("python", PY_MAJOR_VERSION, PY_MINOR_VERSION, ".zip");
+  std::vector<std::string> tried;
+  if (!options.module_search_paths.empty()) {
+    for (const std::string& dir : options.module_search_paths) {
+      const std::string marker = dir + "/encodings/__init__.py";
+      tried.push_back(marker);
+      if (Exists(marker)) return absl::OkStatus();
+      // A zip archive on the path may hold the standard library.
+      if (dir.size() > 4 && dir.compare(dir.size() - 4, 4, ".zip") == 0 &&
+          Exists(dir)) {
+        return absl::OkStatus();
+      }
+    }
+    return absl::NotFoundError(absl::StrCat(
+        "pyscope: RuntimeOptions::module_search_paths does not contain the "
+        "Python standard library (no encodings package); tried: ",
+        absl::StrJoin(tried, ", ")));
+  }
+  if (!options.home.empty()) {
+    const std::string marker =
+        absl::StrCat(options.home, "/lib/", lib, "/encodings/__init__.py");
+    const std::string archive = absl::StrCat(options.home, "/lib/", zip);
+    if (Exists(marker) || Exists(archive)) return absl::OkStatus();
+    return absl::NotFoundError(absl::StrCat(
+        "pyscope: RuntimeOptions::home is \"", options.home,
+        "\" but the Python ", PY_MAJOR_VERSION, ".", PY_MINOR_VERSION,
+        " standard library is not there; tried: ", marker, ", ", archive));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FromPyStatus(const PyStatus& status, const char* what) {
+  if (PyStatus_IsExit(status)) {
+    return absl::InternalError(absl::StrCat("pyscope: ", what,
+                                            " asked to exit with code ",
+                                            status.exitcode));
+  }
+  return absl::InternalError(absl::StrCat(
+      "pyscope: ", what, " failed",
+      status.func != nullptr ? absl::StrCat(" in ", status.func) : "", ": ",
+      status.err_msg != nullptr ? status.err_msg : "unknown error"));
+}
+
+absl::Status SetString(PyConfig* config, wchar_t** field,
+                       const std::string& value, const char* name) {
+  if (value.empty()) return absl::OkStatus();
+  PyStatus status = PyConfig_SetBytesString(config, field, value.c_str());
+  if (PyStatus_Exception(status)) return FromPyStatus(status, name);
+  return absl::OkStatus();
+}
+
+absl::Status AppendAll(PyConfig* config, PyWideStringList* list,
+                       const std::vector<std::string>& values,
+                       const char* name) {
+  for (const std::string& value : values) {
+    wchar_t* wide = Py_DecodeLocale(value.c_str(), nullptr);
+    if (wide == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("pyscope: cannot decode ", name, " entry \"", value,
+                       "\""));
+    }
+    PyStatus status = PyWideStringList_Append(list, wide);
+    PyMem_RawFree(wide);
+    if (PyStatus_Exception(status)) return FromPyStatus(status, name);
+  }
+  (void)config;
+  return absl::OkStatus();
+}
+
+absl::Status BuildConfig(const RuntimeOptions& options, PyConfig* config) {
+  if (options.preset == RuntimeOptions::Preset::kIsolated) {
+    PyConfig_InitIsolatedConfig(config);
+  } else {
+    PyConfig_InitPythonConfig(config);
+  }
+  // argv is data for sys.argv, never interpreter options.
+  config->parse_argv = 0;
+  config->install_signal_handlers = options.install_signal_handlers ? 1 : 0;
+  config->use_environment = options.use_environment ? 1 : 0;
+  config->user_site_directory = options.user_site_directory ? 1 : 0;
+  config->site_import = options.import_site ? 1 : 0;
+  config->write_bytecode = options.write_bytecode ? 1 : 0;
+  detail::compat::SetSafePath(
+      config, options.preset == RuntimeOptions::Preset::kIsolated);
+
+  absl::Status status = SetString(config, &config->program_name,
+                                  options.program_name, "program_name");
+  if (status.ok()) {
+    status = SetString(config, &config->home, options.home, "home");
+  }
+  if (status.ok() && !options.argv.empty()) {
+    std::vector<char*> argv;
+    for (const std::string& arg : options.argv) {
+      argv.push_back(const_cast<char*>(arg.c_str()));
+    }
+    PyStatus set = PyConfig_SetBytesArgv(
+        config, static_cast<Py_ssize_t>(argv.size()), argv.data());
+    if (PyStatus_Exception(set)) status = FromPyStatus(set, "argv");
+  }
+  if (status.ok() && !options.module_search_paths.empty()) {
+    config->module_search_paths_set = 1;
+    status = AppendAll(config, &config->module_search_paths,
+                       options.module_search_paths, "module_search_paths");
+  }
+  if (status.ok() && options.edit_config) {
+    status = options.edit_config(*config);
+  }
+  return status;
+}
+
+// Inserts `paths` at the front of sys.path. Requires the GIL.
+absl::Status PrependSysPath(const std::vector<std::string>& paths) {
+  PyObject* sys_path = PySys_GetObject("path");  // borrowed
+  if (sys_path == nullptr || !PyList_Check(sys_path)) {
+    return absl::InternalError("pyscope: sys.path is not a list");
+  }
+  for (size_t i = paths.size(); i-- > 0;) {
+    PyObject* entry = PyUnicode_DecodeFSDefault(paths[i].c_str());
+    if (entry == nullptr || PyList_Insert(sys_path, 0, entry) != 0) {
+      Py_XDECREF(entry);
+      return PythonError::FetchAndClear().status();
+    }
+    Py_DECREF(entry);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+RuntimeOptions RuntimeOptions::Isolated() { return RuntimeOptions(); }
+
+RuntimeOptions RuntimeOptions::Python() {
+  RuntimeOptions options;
+  options.preset = Preset::kPython;
+  options.install_signal_handlers = true;
+  options.use_environment = true;
+  options.user_site_directory = true;
+  return options;
+}
+
+ScopedRuntime::ScopedRuntime(SourceLocation where)
+    : ScopedRuntime(RuntimeOptions::Isolated(), where) {}
+
+ScopedRuntime::ScopedRuntime(const RuntimeOptions& options,
+                             SourceLocation where)
+    : options_(options), where_(where) {
+  absl::Status status = Initialize(/*adopt=*/false);
+  if (!status.ok()) throw Error(std::move(status));
+}
+
+ScopedRuntime::ScopedRuntime(Uninitialized, const RuntimeOptions& options,
+                             SourceLocation where)
+    : options_(options), where_(where) {}
+
+absl::StatusOr<std::unique_ptr<ScopedRuntime>> ScopedRuntime::Create(
+    const RuntimeOptions& options, SourceLocation where) {
+  std::unique_ptr<ScopedRuntime> runtime(
+      new ScopedRuntime(Uninitialized{}, options, where));
+  absl::Status status = runtime->Initialize(/*adopt=*/false);
+  if (!status.ok()) return status;
+  return runtime;
+}
+
+absl::StatusOr<std::unique_ptr<ScopedRuntime>> ScopedRuntime::Adopt(
+    const RuntimeOptions& options, SourceLocation where) {
+  std::unique_ptr<ScopedRuntime> runtime(
+      new ScopedRuntime(Uninitialized{}, options, where));
+  absl::Status status = runtime->Initialize(/*adopt=*/true);
+  if (!status.ok()) return status;
+  return runtime;
+}
+
+absl::Status ScopedRuntime::Initialize(bool adopt) {
+  Core& core = GetCore();
+  {
+    absl::ReleasableMutexLock lock(&core.mu);
+    if (core.live_runtime != nullptr) {
+      lock.Release();
+      detail::ReportMisuse(
+          Misuse::kSecondRuntime, detail::GuardKind::kScopedRuntime, where_,
+          "A pyscope runtime is already live in this process; CPython has "
+          "one main interpreter. Share the existing ScopedRuntime, or "
+          "finalize it before creating a new one.");
+      return absl::AlreadyExistsError(
+          "pyscope: a ScopedRuntime is already live in this process");
+    }
+    core.live_runtime = this;
+  }
+  auto release_claim = absl::MakeCleanup([&core] {
+    absl::MutexLock lock(&core.mu);
+    core.live_runtime = nullptr;
+  });
+
+  PyThreadState* init_tstate = nullptr;
+  if (adopt) {
+    if (!Py_IsInitialized()) {
+      return absl::FailedPreconditionError(
+          "pyscope: ScopedRuntime::Adopt: Python is not initialized");
+    }
+    main_interp_ = PyInterpreterState_Main();
+  } else {
+    if (Py_IsInitialized()) {
+      return absl::AlreadyExistsError(
+          "pyscope: Python is already initialized by the host; use "
+          "ScopedRuntime::Adopt() to use pyscope with it");
+    }
+    absl::Status status = CheckStandardLibrary(options_);
+    if (!status.ok()) return status;
+    PyConfig config;
+    status = BuildConfig(options_, &config);
+    if (status.ok()) {
+      PyStatus init = Py_InitializeFromConfig(&config);
+      if (PyStatus_Exception(init)) {
+        status = FromPyStatus(init, "Py_InitializeFromConfig");
+      }
+    }
+    PyConfig_Clear(&config);
+    if (!status.ok()) return status;
+    main_interp_ = PyInterpreterState_Main();
+    if (!options_.prepend_sys_path.empty() &&
+        options_.module_search_paths.empty()) {
+      status = PrependSysPath(options_.prepend_sys_path);
+      if (!status.ok()) {
+        Py_FinalizeEx();
+        return status;
+      }
+    }
+    // Principle 1: no ambient GIL. The initializing thread gets it back
+    // through GILGuard like any other thread.
+    init_tstate = PyEval_SaveThread();
+  }
+
+  core.main_interp = main_interp_;
+  core.init_record = &detail::ThisThread();
+  core.init_tstate = init_tstate;
+  core.generation.fetch_add(1, std::memory_order_seq_cst);
+  core.hard.store(false, std::memory_order_seq_cst);
+  core.state.store(static_cast<int>(RuntimeState::kRunning),
+                   std::memory_order_seq_cst);
+  std::move(release_claim).Cancel();
+  adopted_ = adopt;
+  live_ = true;
+  return absl::OkStatus();
+}
+
+ScopedRuntime::~ScopedRuntime() {
+  if (!live_ || finalized_) return;
+  absl::Status status = Finalize();
+  if (!status.ok()) {
+    std::fprintf(stderr, "pyscope: ScopedRuntime finalization: %s\n",
+                 status.ToString().c_str());
+  }
+}
+
+void ScopedRuntime::AddExitCallback(ExitCallback callback) {
+  Core& core = GetCore();
+  absl::MutexLock lock(&core.mu);
+  core.exit_callbacks.push_back(std::move(callback));
+}
+
+absl::Status ScopedRuntime::Finalize() {
+  if (finalized_) return finalize_status_;
+  if (!live_) return absl::OkStatus();
+  Core& core = GetCore();
+  detail::ThreadRecord& self = detail::ThisThread();
+  if (&self != core.init_record) {
+    detail::ReportMisuse(
+        Misuse::kFinalizeOnOtherThread, detail::GuardKind::kScopedRuntime,
+        where_,
+        absl::StrCat("The runtime was initialized on thread ",
+                     detail::DescribeThread(*core.init_record),
+                     "; CPython must be finalized on that thread (its main "
+                     "thread state lives there). Finalize or destroy the "
+                     "ScopedRuntime on the thread that created it.")
+            .c_str());
+    return absl::FailedPreconditionError(
+        "pyscope: ScopedRuntime::Finalize called on a thread other than the "
+        "initializing one");
+  }
+  if (self.level != 0) {
+    detail::ReportMisuse(
+        Misuse::kFinalizeWhileAttached, detail::GuardKind::kScopedRuntime,
+        where_,
+        absl::StrCat("The finalizing thread still has ", self.level,
+                     " pyscope guard scope(s) open. End every GILGuard, "
+                     "AllowThreads and ThreadStateSwap on this thread before "
+                     "finalizing the runtime.")
+            .c_str());
+    return absl::FailedPreconditionError(
+        "pyscope: ScopedRuntime::Finalize called inside a guard scope");
+  }
+
+  // 1. Close the gate; 2. drain.
+  core.state.store(static_cast<int>(RuntimeState::kFinalizing),
+                   std::memory_order_seq_cst);
+  absl::Status result = detail::DrainAttachedThreads(options_.drain_deadline);
+  // Point of no return: no re-attachment may start from here on.
+  core.hard.store(true, std::memory_order_seq_cst);
+  detail::WaitForAttachingThreads();
+
+  // 3. Exit callbacks, GIL held, Python fully working.
+  PyGILState_STATE adopted_gil{};
+  if (adopted_) {
+    adopted_gil = PyGILState_Ensure();
+  } else {
+    PyEval_RestoreThread(core.init_tstate);
+  }
+  self.holding = true;
+  self.tstate = detail::compat::CurrentThreadStateUnchecked();
+  std::vector<ExitCallback> callbacks;
+  {
+    absl::MutexLock lock(&core.mu);
+    callbacks.swap(core.exit_callbacks);
+  }
+  for (auto it = callbacks.rbegin(); it != callbacks.rend(); ++it) {
+    try {
+      (*it)();
+    } catch (const std::exception& e) {
+      if (result.ok()) {
+        result = absl::InternalError(
+            absl::StrCat("pyscope: an exit callback threw: ", e.what()));
+      }
+    } catch (...) {
+      if (result.ok()) {
+        result = absl::InternalError(
+            "pyscope: an exit callback threw a non-standard exception");
+      }
+    }
+    if (PyErr_Occurred() != nullptr) PyErr_Clear();
+  }
+
+  // 4. Finalize (or hand the interpreter back to the host).
+  if (adopted_) {
+    detail::DeleteCachedThreadStates();
+    self.holding = false;
+    self.tstate = nullptr;
+    PyGILState_Release(adopted_gil);
+  } else {
+    const int rc = Py_FinalizeEx();
+    self.holding = false;
+    self.tstate = nullptr;
+    if (rc != 0 && result.ok()) {
+      result = absl::InternalError(absl::StrCat(
+          "pyscope: Py_FinalizeEx returned ", rc,
+          " (flushing sys.stdout or sys.stderr failed during finalization)"));
+    }
+  }
+
+  // 5. Forget every cached thread state.
+  core.main_interp = nullptr;
+  core.init_tstate = nullptr;
+  core.generation.fetch_add(1, std::memory_order_seq_cst);
+  core.state.store(static_cast<int>(RuntimeState::kFinalized),
+                   std::memory_order_seq_cst);
+  {
+    absl::MutexLock lock(&core.mu);
+    core.init_record = nullptr;
+    core.live_runtime = nullptr;
+  }
+  finalized_ = true;
+  finalize_status_ = result;
+  return result;
+}
+
+}  // namespace pyscope
