@@ -90,52 +90,52 @@ void ReattachOrEndThread(const Scope& scope, PyThreadState* tstate,
   record.attaching.store(0, std::memory_order_release);
 }
 
-// The thread state the calling thread uses for `interp`: the one CPython
-// already associates with this thread for the main interpreter (the
-// initializing thread's, a Python thread's), else one pyscope created for
-// this thread and keeps until the thread exits.
-PyThreadState* ThreadStateFor(ThreadRecord& record, PyInterpreterState* interp,
-                              uint64_t generation) {
-  if (interp == GetCore().main_interp) {
-    PyThreadState* known = PyGILState_GetThisThreadState();
-    if (known != nullptr && PyThreadState_GetInterpreter(known) == interp) {
-      return known;
-    }
+// Finds the control block of a live sub-interpreter.
+InterpControl* FindControlLocked(Core& core, PyInterpreterState* interp)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(core.mu) {
+  for (const auto& control : core.interps) {
+    if (control->interp == interp) return control.get();
   }
-  RecordImpl& impl = ImplOf(record);
-  absl::MutexLock lock(&impl.mu);
-  for (const OwnedThreadState& owned : impl.owned) {
-    if (owned.interp == interp && owned.generation == generation) {
-      return owned.tstate;
-    }
-  }
-  // Drop entries of finalized runtimes (CPython freed them) before adding.
-  impl.owned.erase(
-      std::remove_if(impl.owned.begin(), impl.owned.end(),
-                     [generation](const OwnedThreadState& owned) {
-                       return owned.generation != generation;
-                     }),
-      impl.owned.end());
-  // "The global interpreter lock need not be held" (PyThreadState_New docs).
-  // The new state counts as created by PyGILState (gilstate_counter = 1 in
-  // every supported version), so a host's PyGILState_Ensure/Release pair on
-  // this thread never deletes it under us.
-  PyThreadState* created = PyThreadState_New(interp);
-  if (created != nullptr) impl.owned.push_back({interp, generation, created});
-  return created;
+  return nullptr;
 }
 
-// Frees the calling thread's cached thread states when it exits, if the
-// runtime that owns them is still running (otherwise CPython freed them).
+// Frees the calling thread's cached thread states when it exits, where the
+// interpreter that owns them still runs (otherwise CPython freed them, or
+// the thread ending that interpreter deletes them).
 void ReleaseOwnedAtThreadExit(ThreadRecord& record) {
   Core& core = GetCore();
   RecordImpl& impl = ImplOf(record);
-  std::vector<OwnedThreadState> owned;
-  {
-    absl::MutexLock lock(&impl.mu);
-    owned.swap(impl.owned);
-  }
-  for (const OwnedThreadState& entry : owned) {
+  for (;;) {
+    OwnedThreadState entry{};
+    InterpControl* control = nullptr;
+    {
+      // Lock order: core.mu, then a record's mu, then a control's mu.
+      absl::MutexLock core_lock(&core.mu);
+      absl::MutexLock lock(&impl.mu);
+      if (impl.owned.empty()) return;
+      // Sub-interpreter states first: their interpreters need the main one.
+      auto it = std::find_if(impl.owned.begin(), impl.owned.end(),
+                             [&core](const OwnedThreadState& owned) {
+                               return owned.interp != core.main_interp;
+                             });
+      if (it == impl.owned.end()) it = impl.owned.begin();
+      entry = *it;
+      impl.owned.erase(it);
+      if (entry.generation != core.generation.load(std::memory_order_seq_cst)) {
+        continue;  // freed by Py_FinalizeEx
+      }
+      if (entry.interp != core.main_interp) {
+        control = FindControlLocked(core, entry.interp);
+        if (control == nullptr) continue;  // ended: freed by CPython
+        absl::MutexLock control_lock(&control->mu);
+        if (control->ended) continue;
+        if (control->ending) {
+          core.orphans.push_back({entry.interp, entry.tstate});
+          continue;
+        }
+        control->active.push_back(&record);
+      }
+    }
     record.attaching.store(1, std::memory_order_seq_cst);
     const bool alive =
         core.state.load(std::memory_order_seq_cst) ==
@@ -148,6 +148,11 @@ void ReleaseOwnedAtThreadExit(ThreadRecord& record) {
       PyThreadState_DeleteCurrent();
     }
     record.attaching.store(0, std::memory_order_release);
+    if (control != nullptr) {
+      absl::MutexLock control_lock(&control->mu);
+      control->active.erase(std::find(control->active.begin(),
+                                      control->active.end(), &record));
+    }
   }
 }
 
@@ -246,64 +251,77 @@ absl::Status RefusalFor(int state) {
   return absl::OkStatus();
 }
 
-absl::Status AttachSlow(Scope& scope, PyInterpreterState* interp,
-                        const SourceLocation& where, AttachMode* mode) {
+PyThreadState* ThreadStateFor(ThreadRecord& record, PyInterpreterState* interp,
+                              uint64_t generation) {
+  Core& core = GetCore();
+  PyThreadState* known = PyGILState_GetThisThreadState();
+  if (interp == core.main_interp && known != nullptr &&
+      PyThreadState_GetInterpreter(known) == interp) {
+    return known;
+  }
+  if (interp != core.main_interp && known == nullptr &&
+      ThreadStateFor(record, core.main_interp, generation) == nullptr) {
+    return nullptr;
+  }
+  RecordImpl& impl = ImplOf(record);
+  absl::MutexLock lock(&impl.mu);
+  for (const OwnedThreadState& owned : impl.owned) {
+    if (owned.interp == interp && owned.generation == generation) {
+      return owned.tstate;
+    }
+  }
+  // Drop entries of finalized runtimes (CPython freed them) before adding.
+  impl.owned.erase(
+      std::remove_if(impl.owned.begin(), impl.owned.end(),
+                     [generation](const OwnedThreadState& owned) {
+                       return owned.generation != generation;
+                     }),
+      impl.owned.end());
+  // "The global interpreter lock need not be held" (PyThreadState_New docs).
+  // The new state counts as created by PyGILState (gilstate_counter = 1 in
+  // every supported version), so a host's PyGILState_Ensure/Release pair on
+  // this thread never deletes it under us.
+  PyThreadState* created = PyThreadState_New(interp);
+  if (created != nullptr) impl.owned.push_back({interp, generation, created});
+  return created;
+}
+
+void AdoptThreadState(ThreadRecord& record, PyInterpreterState* interp,
+                      PyThreadState* tstate) {
+  RecordImpl& impl = ImplOf(record);
+  absl::MutexLock lock(&impl.mu);
+  impl.owned.push_back(
+      {interp, GetCore().generation.load(std::memory_order_acquire), tstate});
+}
+
+namespace {
+
+absl::Status Refuse(Scope& scope, Attachment* attachment, absl::Status why) {
+  CloseScope(scope);
+  attachment->mode = AttachMode::kFailed;
+  return why;
+}
+
+// Cold attach through the gate; `pick` chooses the thread state once the
+// gate admitted the thread.
+template <typename PickThreadState>
+absl::Status AttachCold(Scope& scope, const SourceLocation& where,
+                        Attachment* attachment, PickThreadState pick) {
   ThreadRecord& record = *scope.record;
   Core& core = GetCore();
-
-  // 1. Inside AllowThreads on this thread: take the parked state back
-  //    (Py_BLOCK_THREADS).
-  PyThreadState* parked = scope.prev_tstate;
-  if (parked != nullptr &&
-      (interp == nullptr || PyThreadState_GetInterpreter(parked) == interp)) {
-    ReattachOrEndThread(scope, parked, "GILGuard");
-    record.holding = true;
-    record.tstate = parked;
-    *mode = AttachMode::kRestored;
-    return absl::OkStatus();
-  }
-
-  // 2. Already attached by something pyscope did not do (running Python
-  //    code called us; the host holds a PyGILState): borrow it.
-  PyThreadState* current = compat::CurrentThreadStateUnchecked();
-  if (parked == nullptr && IsAttachedHere(record, current) &&
-      (interp == nullptr || PyThreadState_GetInterpreter(current) == interp)) {
-    if (scope.level == 1) {
-      ImplOf(record).scope_generation =
-          core.generation.load(std::memory_order_acquire);
-    }
-    record.holding = true;
-    record.tstate = current;
-    *mode = AttachMode::kBorrowed;
-    return absl::OkStatus();
-  }
-  if (parked != nullptr ||
-      (current != nullptr && IsAttachedHere(record, current))) {
-    // Switching interpreters is the SubInterpreter guard's job.
-    CloseScope(scope);
-    *mode = AttachMode::kFailed;
-    return absl::UnimplementedError(
-        "pyscope: GILGuard cannot switch this thread to another interpreter");
-  }
-
-  // 3. Cold: through the gate.
   record.attaching.store(1, std::memory_order_seq_cst);
   const int state = core.state.load(std::memory_order_seq_cst);
   if (state != static_cast<int>(RuntimeState::kRunning)) {
     record.attaching.store(0, std::memory_order_release);
-    CloseScope(scope);
-    *mode = AttachMode::kFailed;
-    return RefusalFor(state);
+    return Refuse(scope, attachment, RefusalFor(state));
   }
   const uint64_t generation = core.generation.load(std::memory_order_acquire);
-  PyInterpreterState* target = interp != nullptr ? interp : core.main_interp;
-  PyThreadState* tstate = ThreadStateFor(record, target, generation);
+  PyThreadState* tstate = pick(generation);
   if (tstate == nullptr) {
     record.attaching.store(0, std::memory_order_release);
-    CloseScope(scope);
-    *mode = AttachMode::kFailed;
-    return absl::ResourceExhaustedError(
-        "pyscope: PyThreadState_New failed (out of memory)");
+    return Refuse(scope, attachment,
+                  absl::ResourceExhaustedError(
+                      "pyscope: PyThreadState_New failed (out of memory)"));
   }
   ImplOf(record).scope_generation = generation;
   record.site_file.store(where.file(), std::memory_order_relaxed);
@@ -315,13 +333,147 @@ absl::Status AttachSlow(Scope& scope, PyInterpreterState* interp,
   record.attaching.store(0, std::memory_order_release);
   record.holding = true;
   record.tstate = tstate;
-  *mode = AttachMode::kRestored;
+  attachment->mode = AttachMode::kRestored;
   return absl::OkStatus();
 }
 
-void DetachSlow(const Scope& scope, AttachMode mode) noexcept {
+void Borrow(Scope& scope, PyThreadState* current, Attachment* attachment) {
   ThreadRecord& record = *scope.record;
-  if (mode == AttachMode::kRestored) {
+  if (scope.level == 1) {
+    ImplOf(record).scope_generation =
+        GetCore().generation.load(std::memory_order_acquire);
+  }
+  record.holding = true;
+  record.tstate = current;
+  attachment->mode = AttachMode::kBorrowed;
+}
+
+void LeaveControl(InterpControl* control, ThreadRecord* record) {
+  absl::MutexLock lock(&control->mu);
+  auto& active = control->active;
+  active.erase(std::find(active.begin(), active.end(), record));
+}
+
+}  // namespace
+
+absl::Status AttachSlow(Scope& scope, const SourceLocation& where,
+                        Attachment* attachment) {
+  ThreadRecord& record = *scope.record;
+  // 1. Inside AllowThreads on this thread: take the parked state back
+  //    (Py_BLOCK_THREADS).
+  if (PyThreadState* parked = scope.prev_tstate; parked != nullptr) {
+    ReattachOrEndThread(scope, parked, "GILGuard");
+    record.holding = true;
+    record.tstate = parked;
+    attachment->mode = AttachMode::kRestored;
+    return absl::OkStatus();
+  }
+  // 2. Already attached by something pyscope did not do (running Python
+  //    code called us; the host holds a PyGILState): borrow it.
+  PyThreadState* current = compat::CurrentThreadStateUnchecked();
+  if (IsAttachedHere(record, current)) {
+    Borrow(scope, current, attachment);
+    return absl::OkStatus();
+  }
+  // 3. Cold: through the gate, with the thread's main-interpreter state.
+  return AttachCold(scope, where, attachment, [&record](uint64_t generation) {
+    return ThreadStateFor(record, GetCore().main_interp, generation);
+  });
+}
+
+absl::Status EnterInterpreter(Scope& scope, InterpControl* control,
+                              const SourceLocation& where,
+                              Attachment* attachment) {
+  ThreadRecord& record = *scope.record;
+  Core& core = GetCore();
+  PyInterpreterState* interp = nullptr;
+  {
+    absl::MutexLock lock(&control->mu);
+    if (control->ended || control->interp == nullptr) {
+      return Refuse(scope, attachment,
+                    absl::FailedPreconditionError(absl::StrCat(
+                        "pyscope: sub-interpreter ", control->id,
+                        " has ended; it cannot be entered")));
+    }
+    interp = control->interp;
+    // Already running in it on this thread: nested.
+    if (scope.prev_holding &&
+        PyThreadState_GetInterpreter(record.tstate) == interp) {
+      attachment->mode = AttachMode::kNested;
+      return absl::OkStatus();
+    }
+    if (control->ending) {
+      return Refuse(scope, attachment,
+                    absl::UnavailableError(absl::StrCat(
+                        "pyscope: sub-interpreter ", control->id,
+                        " is ending; new entries are refused")));
+    }
+    control->active.push_back(&record);
+  }
+  attachment->interp = control;
+
+  PyThreadState* current = compat::CurrentThreadStateUnchecked();
+  const bool attached = scope.prev_holding || IsAttachedHere(record, current);
+  if (attached) {
+    PyThreadState* from = scope.prev_holding ? record.tstate : current;
+    if (PyThreadState_GetInterpreter(from) == interp) {
+      // Python code of this interpreter called us.
+      LeaveControl(control, &record);
+      attachment->interp = nullptr;
+      Borrow(scope, from, attachment);
+      return absl::OkStatus();
+    }
+    PyThreadState* tstate = ThreadStateFor(
+        record, interp, core.generation.load(std::memory_order_acquire));
+    if (tstate == nullptr) {
+      LeaveControl(control, &record);
+      attachment->interp = nullptr;
+      return Refuse(scope, attachment,
+                    absl::ResourceExhaustedError(
+                        "pyscope: PyThreadState_New failed (out of memory)"));
+    }
+    // Detach from the current interpreter (releasing its GIL), attach to
+    // the target (taking its GIL). From 3.12 interpreters may have
+    // different GILs, so the GIL follows the thread state.
+    PyEval_SaveThread();
+    ReattachOrEndThread(scope, tstate, "GILGuard");
+    record.holding = true;
+    record.tstate = tstate;
+    attachment->mode = AttachMode::kSwitched;
+    attachment->switched_from = from;
+    return absl::OkStatus();
+  }
+  if (PyThreadState* parked = scope.prev_tstate; parked != nullptr) {
+    // Inside AllowThreads: enter without disturbing the parked state.
+    PyThreadState* tstate = ThreadStateFor(
+        record, interp, core.generation.load(std::memory_order_acquire));
+    if (tstate == nullptr) {
+      LeaveControl(control, &record);
+      attachment->interp = nullptr;
+      return Refuse(scope, attachment,
+                    absl::ResourceExhaustedError(
+                        "pyscope: PyThreadState_New failed (out of memory)"));
+    }
+    ReattachOrEndThread(scope, tstate, "GILGuard");
+    record.holding = true;
+    record.tstate = tstate;
+    attachment->mode = AttachMode::kRestored;
+    return absl::OkStatus();
+  }
+  absl::Status status =
+      AttachCold(scope, where, attachment, [&](uint64_t generation) {
+        return ThreadStateFor(record, interp, generation);
+      });
+  if (!status.ok()) {
+    LeaveControl(control, &record);
+    attachment->interp = nullptr;
+  }
+  return status;
+}
+
+void DetachSlow(const Scope& scope, const Attachment& attachment) {
+  ThreadRecord& record = *scope.record;
+  if (attachment.mode == AttachMode::kRestored) {
     // A thread that finalization ended while it waited for the GIL unwinds
     // through here without holding it: nothing to release.
     const bool lost = GetCore().hard.load(std::memory_order_acquire) &&
@@ -331,6 +483,12 @@ void DetachSlow(const Scope& scope, AttachMode mode) noexcept {
       record.inside.store(record.inside.load(std::memory_order_relaxed) - 1,
                           std::memory_order_release);
     }
+  } else if (attachment.mode == AttachMode::kSwitched) {
+    PyEval_SaveThread();
+  }
+  if (attachment.interp != nullptr) LeaveControl(attachment.interp, &record);
+  if (attachment.mode == AttachMode::kSwitched) {
+    ReattachOrEndThread(scope, attachment.switched_from, "GILGuard");
   }
   CloseScope(scope);
 }
@@ -519,22 +677,38 @@ void WaitForAttachingThreads() {
   }
 }
 
-void DeleteCachedThreadStates() {
+void DeleteCachedThreadStates(PyInterpreterState* interp,
+                              PyThreadState* keep) {
   Core& core = GetCore();
   const uint64_t generation = core.generation.load();
   absl::MutexLock lock(&core.mu);
   for (ThreadRecord* record : core.records) {
-    if (record->inside.load(std::memory_order_acquire) != 0) continue;
+    if (interp == nullptr &&
+        record->inside.load(std::memory_order_acquire) != 0) {
+      continue;
+    }
     RecordImpl& impl = ImplOf(*record);
     absl::MutexLock owned_lock(&impl.mu);
     for (auto it = impl.owned.begin(); it != impl.owned.end();) {
-      if (it->generation == generation) {
+      const bool match = it->generation == generation &&
+                         (interp == nullptr || it->interp == interp) &&
+                         it->tstate != keep;
+      if (match) {
         PyThreadState_Clear(it->tstate);
         PyThreadState_Delete(it->tstate);
         it = impl.owned.erase(it);
       } else {
         ++it;
       }
+    }
+  }
+  for (auto it = core.orphans.begin(); it != core.orphans.end();) {
+    if (interp == nullptr || it->interp == interp) {
+      PyThreadState_Clear(it->tstate);
+      PyThreadState_Delete(it->tstate);
+      it = core.orphans.erase(it);
+    } else {
+      ++it;
     }
   }
 }

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -38,11 +39,40 @@ struct RecordImpl {
   uint64_t scope_generation = 0;
 };
 
+// One per SubInterpreter; shared with the core's registry so finalization
+// can end interpreters whose owner is still alive.
+struct InterpControl {
+  absl::Mutex mu;
+  PyInterpreterState* interp = nullptr;  // null once ended
+  int64_t id = -1;
+  uint64_t generation = 0;
+  bool ending ABSL_GUARDED_BY(mu) = false;
+  bool ended ABSL_GUARDED_BY(mu) = false;
+  // An End() call is running (on some thread).
+  bool end_in_progress ABSL_GUARDED_BY(mu) = false;
+  // Threads inside a scope of this interpreter (or deleting their cached
+  // thread state for it at thread exit).
+  std::vector<ThreadRecord*> active ABSL_GUARDED_BY(mu);
+  absl::Duration end_deadline = absl::Seconds(5);
+};
+
+// Ends the interpreter of `control` (SubInterpreter::End).
+absl::Status EndInterpreter(InterpControl& control);
+
+// A cached thread state whose thread exited while its interpreter was
+// ending: the ending thread deletes it.
+struct OrphanThreadState {
+  PyInterpreterState* interp;
+  PyThreadState* tstate;
+};
+
 struct Core {
   absl::Mutex mu;
   std::vector<ThreadRecord*> records ABSL_GUARDED_BY(mu);
   std::vector<std::function<void()>> exit_callbacks ABSL_GUARDED_BY(mu);
   const void* live_runtime ABSL_GUARDED_BY(mu) = nullptr;
+  std::vector<std::shared_ptr<InterpControl>> interps ABSL_GUARDED_BY(mu);
+  std::vector<OrphanThreadState> orphans ABSL_GUARDED_BY(mu);
 
   std::atomic<int> state{static_cast<int>(RuntimeState::kUninitialized)};
   // Set once finalization passes its point of no return (Py_FinalizeEx is
@@ -69,9 +99,27 @@ absl::Status DrainAttachedThreads(absl::Duration deadline);
 // Waits until no thread is in the middle of attaching.
 void WaitForAttachingThreads();
 
-// Deletes every cached thread state of the current generation that belongs to
-// a thread not inside a scope. Requires the GIL of the main interpreter.
-void DeleteCachedThreadStates();
+// Deletes every cached thread state for `interp` (null: for every
+// interpreter of the current generation) that belongs to a thread not inside
+// a scope, and the orphans of `interp`. Requires `interp`'s GIL (the main
+// one for null); never deletes `keep`.
+void DeleteCachedThreadStates(PyInterpreterState* interp, PyThreadState* keep);
+
+// The calling thread's thread state for `interp` under `generation`: one
+// CPython already associates with the thread (main interpreter), else one
+// pyscope created and caches until the thread exits. For a sub-interpreter
+// the thread's main-interpreter state is created first, so that CPython's
+// PyGILState binding of the thread never points into a sub-interpreter.
+PyThreadState* ThreadStateFor(ThreadRecord& record, PyInterpreterState* interp,
+                              uint64_t generation);
+
+// Records `tstate` as the calling thread's cached state for `interp`.
+void AdoptThreadState(ThreadRecord& record, PyInterpreterState* interp,
+                      PyThreadState* tstate);
+
+// Ends every live sub-interpreter (runtime finalization). Returns the first
+// failure.
+absl::Status EndAllInterpreters();
 
 // "1234 (\"worker\")" for a record, or for the calling thread.
 std::string DescribeThread(const ThreadRecord& record);

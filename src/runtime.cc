@@ -334,6 +334,15 @@ absl::Status ScopedRuntime::Finalize() {
   core.state.store(static_cast<int>(RuntimeState::kFinalizing),
                    std::memory_order_seq_cst);
   absl::Status result = detail::DrainAttachedThreads(options_.drain_deadline);
+  // Every live sub-interpreter ends first (Py_FinalizeEx aborts on live ones
+  // before 3.13). One that cannot end safely keeps Python from finalizing.
+  absl::Status subs = detail::EndAllInterpreters();
+  if (!subs.ok() && result.ok()) result = subs;
+  bool subs_alive = false;
+  {
+    absl::MutexLock lock(&core.mu);
+    subs_alive = !core.interps.empty();
+  }
   // Point of no return: no re-attachment may start from here on.
   core.hard.store(true, std::memory_order_seq_cst);
   detail::WaitForAttachingThreads();
@@ -371,10 +380,20 @@ absl::Status ScopedRuntime::Finalize() {
 
   // 4. Finalize (or hand the interpreter back to the host).
   if (adopted_) {
-    detail::DeleteCachedThreadStates();
+    detail::DeleteCachedThreadStates(nullptr, nullptr);
     self.holding = false;
     self.tstate = nullptr;
     PyGILState_Release(adopted_gil);
+  } else if (subs_alive) {
+    // Leaving Python initialized is safe; Py_FinalizeEx with a live
+    // sub-interpreter that still has threads inside is not.
+    self.holding = false;
+    self.tstate = nullptr;
+    PyEval_SaveThread();
+    result = absl::FailedPreconditionError(absl::StrCat(
+        "pyscope: Py_FinalizeEx was not called because a sub-interpreter "
+        "could not be ended: ",
+        subs.message()));
   } else {
     const int rc = Py_FinalizeEx();
     self.holding = false;

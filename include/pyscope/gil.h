@@ -36,6 +36,8 @@
 
 namespace pyscope {
 
+class SubInterpreter;
+
 // Attaches the calling thread to a Python interpreter and holds its GIL for
 // the guard's scope. Replaces PyGILState_Ensure/PyGILState_Release.
 //
@@ -68,7 +70,7 @@ class ABSL_SCOPED_LOCKABLE [[nodiscard]] GILGuard {
       ABSL_EXCLUSIVE_LOCK_FUNCTION(::pyscope::gil)
       : where_(where) {
     Acquire();
-    if (mode_ == detail::AttachMode::kFailed) throw Error(status_);
+    if (attachment_.mode == detail::AttachMode::kFailed) throw Error(status_);
   }
 
   // Non-throwing form: check ok() before touching Python. When !ok(), the
@@ -81,21 +83,41 @@ class ABSL_SCOPED_LOCKABLE [[nodiscard]] GILGuard {
     Acquire();
   }
 
-  ~GILGuard() ABSL_UNLOCK_FUNCTION() {
-    if (mode_ == detail::AttachMode::kFailed) return;
+  // Attaches the calling thread to `interpreter` (see sub_interpreter.h) and
+  // holds its GIL; at scope end restores exactly what the thread had before
+  // (no thread state, the main interpreter, or another sub-interpreter).
+  // Throws pyscope::Error: kFailedPrecondition once the interpreter has
+  // ended, kUnavailable while it is ending or the runtime is finalizing.
+  [[nodiscard]] explicit GILGuard(
+      SubInterpreter& interpreter,
+      SourceLocation where = SourceLocation::Current())
+      ABSL_EXCLUSIVE_LOCK_FUNCTION(::pyscope::gil);
+
+  // Non-throwing form of GILGuard(SubInterpreter&): check ok().
+  [[nodiscard]] GILGuard(SubInterpreter& interpreter, const std::nothrow_t&,
+                         SourceLocation where = SourceLocation::Current())
+      ABSL_EXCLUSIVE_LOCK_FUNCTION(::pyscope::gil);
+
+  // Not noexcept: leaving a scope that switched interpreters re-attaches
+  // the previous thread state, which finalization may end (see
+  // AllowThreads).
+  ~GILGuard() noexcept(false) ABSL_UNLOCK_FUNCTION() {
+    if (attachment_.mode == detail::AttachMode::kFailed) return;
     if (!detail::ScopeEndIsValid(scope_, detail::GuardKind::kGILGuard,
                                  where_)) {
       return;
     }
-    if (mode_ == detail::AttachMode::kNested) {
+    if (attachment_.mode == detail::AttachMode::kNested) {
       --scope_.record->level;
       return;
     }
-    detail::DetachSlow(scope_, mode_);
+    detail::DetachSlow(scope_, attachment_);
   }
 
   // Whether the GIL is held (always true for the throwing constructor).
-  bool ok() const noexcept { return mode_ != detail::AttachMode::kFailed; }
+  bool ok() const noexcept {
+    return attachment_.mode != detail::AttachMode::kFailed;
+  }
 
   // OK, or why the acquisition was refused.
   const absl::Status& status() const noexcept { return status_; }
@@ -104,14 +126,19 @@ class ABSL_SCOPED_LOCKABLE [[nodiscard]] GILGuard {
   void Acquire() {
     scope_ = detail::OpenScope();
     if (scope_.prev_holding) {
-      mode_ = detail::AttachMode::kNested;
+      attachment_.mode = detail::AttachMode::kNested;
       return;
     }
-    status_ = detail::AttachSlow(scope_, nullptr, where_, &mode_);
+    status_ = detail::AttachSlow(scope_, where_, &attachment_);
+  }
+
+  void Enter(detail::InterpControl* interp) {
+    scope_ = detail::OpenScope();
+    status_ = detail::EnterInterpreter(scope_, interp, where_, &attachment_);
   }
 
   detail::Scope scope_;
-  detail::AttachMode mode_ = detail::AttachMode::kFailed;
+  detail::Attachment attachment_;
   absl::Status status_;
   SourceLocation where_;
 };

@@ -13,6 +13,7 @@
 #include "pyscope/gil.h"
 #include "pyscope/runtime.h"
 #include "pyscope/source_location.h"
+#include "pyscope/sub_interpreter.h"
 #include "pyscope/thread_state_swap.h"
 
 #endif  // PYSCOPE_PYSCOPE_H_

@@ -41,6 +41,17 @@ enum class AttachMode : uint8_t {
   kFailed,    // acquisition refused: nothing held
 };
 
+struct InterpControl;  // one per SubInterpreter (src/core_internal.h)
+
+// What a GILGuard did, to undo it.
+struct Attachment {
+  AttachMode mode = AttachMode::kFailed;
+  // The sub-interpreter entered (null for the main interpreter / nested).
+  InterpControl* interp = nullptr;
+  // For kSwitched: the thread state that was attached before.
+  PyThreadState* switched_from = nullptr;
+};
+
 // Per-OS-thread bookkeeping. Fields without std::atomic are touched only by
 // the owning thread; the atomics are also read by the finalizing thread.
 struct ThreadRecord {
@@ -92,12 +103,23 @@ inline Scope OpenScope() noexcept {
 // thread is in, else the main interpreter". On failure the scope is closed
 // again and the status says why (kFailedPrecondition: no runtime;
 // kUnavailable: finalization has begun).
-PYSCOPE_CORE_API absl::Status AttachSlow(Scope& scope, PyInterpreterState* interp,
+PYSCOPE_CORE_API absl::Status AttachSlow(Scope& scope,
                                          const SourceLocation& where,
-                                         AttachMode* mode);
+                                         Attachment* attachment);
 
-// Undoes AttachSlow for `mode` and closes the scope.
-PYSCOPE_CORE_API void DetachSlow(const Scope& scope, AttachMode mode) noexcept;
+// Attaches the calling thread to the sub-interpreter `interp` for a
+// GILGuard(SubInterpreter&): nested if already in it, otherwise switching
+// from the interpreter the thread is in (restored at scope end), or
+// attaching from cold. Refused once the interpreter is ending or ended.
+PYSCOPE_CORE_API absl::Status EnterInterpreter(Scope& scope,
+                                               InterpControl* interp,
+                                               const SourceLocation& where,
+                                               Attachment* attachment);
+
+// Undoes AttachSlow / EnterInterpreter and closes the scope. May re-attach
+// the previous thread state (after a switch), hence not noexcept.
+PYSCOPE_CORE_API void DetachSlow(const Scope& scope,
+                                 const Attachment& attachment);
 
 // AllowThreads' constructor: detaches the calling thread (reports
 // kAllowThreadsWithoutGil when it holds no GIL). Returns the saved thread

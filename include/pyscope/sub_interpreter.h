@@ -1,0 +1,184 @@
+// Copyright 2026 The pyscope Authors.
+// SPDX-License-Identifier: Apache-2.0
+//
+// SubInterpreter: create an interpreter, enter it from any thread, end it
+// safely.
+//
+//   pyscope::SubInterpreter plugin(pyscope::SubInterpreterOptions::Isolated());
+//   std::thread worker([&] {
+//     pyscope::GILGuard gil(plugin);       // attach to `plugin`, hold its GIL
+//     pyscope::Exec("import sys; print(sys.modules['__main__'])");
+//   });
+//   worker.join();
+//   absl::Status ended = plugin.End();     // also done by the destructor
+//
+// CPython's own rules here are the hardest to follow: PyGILState_* always
+// attaches to the main interpreter; Py_EndInterpreter aborts the process
+// ("not the last thread") while another thread state of the interpreter
+// exists; Py_FinalizeEx aborts on live sub-interpreters before 3.13; a
+// failed Py_NewInterpreterFromConfig on 3.12 leaves the caller detached.
+// SubInterpreter turns each of these into a scope or a status.
+
+#ifndef PYSCOPE_SUB_INTERPRETER_H_
+#define PYSCOPE_SUB_INTERPRETER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "pyscope/error.h"
+#include "pyscope/gil.h"
+#include "pyscope/source_location.h"
+
+namespace pyscope {
+
+// Every field of CPython's PyInterpreterConfig (3.12+), as plain values.
+// Before 3.12 only the Legacy() settings exist (Py_NewInterpreter); any
+// other setting is refused with kUnimplemented before CPython is called.
+struct SubInterpreterOptions {
+  enum class Gil {
+    kShared,  // share the main interpreter's GIL (every version)
+    kOwn,     // a GIL of its own (PEP 684; CPython 3.12+)
+  };
+
+  // What Py_NewInterpreter gives: shared GIL and object allocator, fork,
+  // exec, threads and daemon threads allowed, single-phase extension modules
+  // allowed. Works on 3.9-3.13.
+  static SubInterpreterOptions Legacy();
+
+  // Own GIL and allocator; no fork, exec or daemon threads; only extension
+  // modules that support multiple interpreters. Needs CPython 3.12+.
+  static SubInterpreterOptions Isolated();
+
+  // Use the main interpreter's object allocator. Must be false with an own
+  // GIL (the shared allocator is protected by the main GIL only).
+  bool use_main_obmalloc = true;
+  // os.fork() allowed in the interpreter.
+  bool allow_fork = true;
+  // os.execv() and friends allowed.
+  bool allow_exec = true;
+  // The threading module may start threads.
+  bool allow_threads = true;
+  // Daemon threads allowed (they would keep the interpreter from ending).
+  bool allow_daemon_threads = true;
+  // Refuse extension modules that do not declare multi-interpreter support
+  // (ImportError naming the module). Required when use_main_obmalloc is
+  // false.
+  bool check_multi_interp_extensions = false;
+  Gil gil = Gil::kShared;
+
+  // How long End() waits for scopes on other threads to leave.
+  absl::Duration end_deadline = absl::Seconds(5);
+};
+
+// Checks `options` against this CPython without creating anything:
+// kUnimplemented when a setting needs a newer CPython (3.12 for anything but
+// Legacy()), kInvalidArgument for combinations CPython or pyscope refuse.
+absl::Status ValidateSubInterpreterOptions(const SubInterpreterOptions& options);
+
+// A sub-interpreter. Not copyable, not movable (guards refer to it).
+//
+// Creation runs on the calling thread and leaves its thread state exactly as
+// it was (detached, or attached to whichever interpreter it was in), also
+// when creation fails. It needs a running ScopedRuntime.
+//
+// Entering: `GILGuard gil(sub);` from any number of threads at once; each
+// thread gets a thread state for this interpreter once and keeps it until it
+// exits or the interpreter ends. Nesting across interpreters on one thread
+// restores each level in order.
+//
+// Ending (End(), the destructor, or the runtime's finalization, which ends
+// every live SubInterpreter first): new entries are refused; waits up to
+// options.end_deadline for scopes on other threads to leave (if they do not,
+// End returns kDeadlineExceeded naming them and the interpreter stays alive
+// and closed; call End again later); joins the Python threads started inside
+// (threading._shutdown); refuses with kFailedPrecondition if a daemon thread
+// is still running there; deletes every thread's cached thread state; and
+// calls Py_EndInterpreter with a fresh thread state on the calling thread,
+// which may be any thread not inside a scope of this interpreter.
+class SubInterpreter {
+ public:
+  // SubInterpreterOptions::Legacy(). Throws pyscope::Error.
+  [[nodiscard]] SubInterpreter();
+  // Throws pyscope::Error with the status Create would return.
+  [[nodiscard]] explicit SubInterpreter(const SubInterpreterOptions& options);
+
+  // Non-throwing form.
+  static absl::StatusOr<std::unique_ptr<SubInterpreter>> Create(
+      const SubInterpreterOptions& options);
+
+  SubInterpreter(const SubInterpreter&) = delete;
+  SubInterpreter& operator=(const SubInterpreter&) = delete;
+
+  // Ends the interpreter if that has not happened; a failure is written to
+  // stderr (the interpreter is then left to the runtime's finalization).
+  ~SubInterpreter();
+
+  // Ends the interpreter as described above. Idempotent once it succeeded:
+  // later calls return OK.
+  absl::Status End();
+
+  // CPython's interpreter id (PyInterpreterState_GetID); stays valid after
+  // End().
+  int64_t id() const noexcept { return id_; }
+
+  // Whether the interpreter is alive (not ended).
+  bool alive() const;
+
+  // Whether the interpreter has its own GIL.
+  bool own_gil() const noexcept { return options_.gil == SubInterpreterOptions::Gil::kOwn; }
+
+  const SubInterpreterOptions& options() const noexcept { return options_; }
+
+  // The interpreter state (null after End()).
+  PyInterpreterState* interpreter_state() const;
+
+  // Runs `code` in this interpreter's __main__ on the calling thread (enters
+  // and leaves the interpreter around it). Throws pyscope::PythonError for a
+  // Python exception and pyscope::Error if the interpreter cannot be entered.
+  void Exec(std::string_view code);
+
+  // Like Exec, returning the error as a status.
+  absl::Status TryExec(std::string_view code);
+
+  // Calls `fn()` inside this interpreter on the calling thread and returns
+  // its result. `fn` runs with the GIL held (the thread-safety analysis sees
+  // the guard); exceptions propagate after the interpreter is left.
+  template <typename Fn>
+  auto Call(Fn&& fn) -> decltype(std::forward<Fn>(fn)()) {
+    GILGuard gil(*this);
+    return std::forward<Fn>(fn)();
+  }
+
+  // Internal: the core's control block.
+  detail::InterpControl* control() const noexcept { return control_.get(); }
+
+ private:
+  struct Uncreated {};
+  SubInterpreter(Uncreated, const SubInterpreterOptions& options);
+  absl::Status CreateInterpreter();
+
+  SubInterpreterOptions options_;
+  int64_t id_ = -1;
+  std::shared_ptr<detail::InterpControl> control_;
+};
+
+inline GILGuard::GILGuard(SubInterpreter& interpreter, SourceLocation where)
+    : where_(where) {
+  Enter(interpreter.control());
+  if (attachment_.mode == detail::AttachMode::kFailed) throw Error(status_);
+}
+
+inline GILGuard::GILGuard(SubInterpreter& interpreter, const std::nothrow_t&,
+                          SourceLocation where)
+    : where_(where) {
+  Enter(interpreter.control());
+}
+
+}  // namespace pyscope
+
+#endif  // PYSCOPE_SUB_INTERPRETER_H_
