@@ -28,9 +28,11 @@ int main() {
   {
     // 2. GILGuard: this thread attaches and holds the GIL for the scope.
     pyscope::GILGuard gil;
-    pyscope::Exec("counter = 0\nimport sys");
-    std::printf("GILGuard: attached; Python sees %d thread state(s) in use\n",
-                1);
+    pyscope::Exec("counter = 0\nimport threading");
+    PyObject* ident = pyscope::Eval("threading.get_ident()");
+    std::printf("GILGuard: attached; Python sees this thread as %lu\n",
+                PyLong_AsUnsignedLong(ident));
+    Py_DECREF(ident);
     {
       pyscope::GILGuard nested;  // reentrant: a counter increment
       pyscope::Exec("counter += 1");
