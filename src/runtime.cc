@@ -380,7 +380,16 @@ absl::Status ScopedRuntime::Finalize() {
 
   // 4. Finalize (or hand the interpreter back to the host).
   if (adopted_) {
-    detail::DeleteCachedThreadStates(nullptr, nullptr);
+    // Forget, do not delete, the thread states pyscope created for other
+    // threads of the host's main interpreter: each is its thread's
+    // PyGILState thread state, so deleting it from this thread leaves that
+    // thread's gilstate pointer dangling (its next PyGILState_Ensure is a
+    // use after free), and from 3.12 also clears *this* thread's gilstate
+    // binding (unbind_gilstate_tstate in Python/pystate.c clears the
+    // calling thread's slot), so PyGILState_Release below aborts with
+    // "auto-releasing thread-state, but no thread-state for this thread".
+    // The host's Py_FinalizeEx frees them; the generation bump below keeps
+    // pyscope from using them again.
     self.holding = false;
     self.tstate = nullptr;
     PyGILState_Release(adopted_gil);
