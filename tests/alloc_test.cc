@@ -1,0 +1,198 @@
+// Copyright 2026 The pyscope Authors.
+// SPDX-License-Identifier: Apache-2.0
+//
+// The hot paths allocate nothing: after a warm-up, nested GILGuards, cold
+// GILGuards on a native thread whose thread state pyscope has cached, and
+// AllowThreads round trips perform zero C++ heap allocations.
+//
+// This binary replaces the global operator new/delete with counting
+// versions. Only operator new is counted: CPython's own allocations
+// (PyMem_*, obmalloc) are its business and not what a guard adds. The
+// binary has its own main() with one runtime, because doctest and the
+// shared test support allocate freely outside the measured regions.
+//
+// Built and registered from bench/meson.build (suite "alloc").
+
+#define DOCTEST_CONFIG_IMPLEMENT
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+#include <thread>
+
+#include "pyscope/pyscope.h"
+#if PYSCOPE_BENCH_HAVE_SUB_INTERPRETER
+#include "pyscope/sub_interpreter.h"
+#endif
+
+namespace {
+
+std::atomic<int64_t> allocations{0};
+
+void* CountedAllocate(std::size_t size) {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  return std::malloc(size == 0 ? 1 : size);
+}
+
+void* CountedAllocateAligned(std::size_t size, std::align_val_t align) {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  const std::size_t alignment = static_cast<std::size_t>(align);
+  // aligned_alloc wants a size that is a multiple of the alignment.
+  const std::size_t rounded = (size + alignment - 1) / alignment * alignment;
+  return std::aligned_alloc(alignment, rounded == 0 ? alignment : rounded);
+}
+
+}  // namespace
+
+void* operator new(std::size_t size) {
+  if (void* p = CountedAllocate(size)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t size) {
+  if (void* p = CountedAllocate(size)) return p;
+  throw std::bad_alloc();
+}
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
+  return CountedAllocate(size);
+}
+void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
+  return CountedAllocate(size);
+}
+void* operator new(std::size_t size, std::align_val_t align) {
+  if (void* p = CountedAllocateAligned(size, align)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t size, std::align_val_t align) {
+  if (void* p = CountedAllocateAligned(size, align)) return p;
+  throw std::bad_alloc();
+}
+void* operator new(std::size_t size, std::align_val_t align,
+                   const std::nothrow_t&) noexcept {
+  return CountedAllocateAligned(size, align);
+}
+void* operator new[](std::size_t size, std::align_val_t align,
+                     const std::nothrow_t&) noexcept {
+  return CountedAllocateAligned(size, align);
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::align_val_t,
+                     const std::nothrow_t&) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::align_val_t,
+                       const std::nothrow_t&) noexcept {
+  std::free(p);
+}
+
+namespace {
+
+constexpr int kRounds = 10000;
+
+int64_t Allocations() { return allocations.load(std::memory_order_relaxed); }
+
+// Runs `body` once to warm up, then kRounds times, and returns the number of
+// operator new calls made by the kRounds runs.
+template <typename Body>
+int64_t AllocationsOf(Body body) {
+  body();
+  const int64_t before = Allocations();
+  for (int i = 0; i < kRounds; ++i) body();
+  return Allocations() - before;
+}
+
+// The same, on a new native thread (no Python thread state of its own until
+// the warm-up run makes pyscope create and cache one).
+template <typename Body>
+int64_t AllocationsOnNativeThread(Body body) {
+  int64_t counted = -1;
+  std::thread thread([&] { counted = AllocationsOf(body); });
+  thread.join();
+  return counted;
+}
+
+TEST_CASE("the counting allocator sees operator new") {
+  const int64_t counted = AllocationsOf([] {
+    int* volatile p = new int(1);
+    delete p;
+  });
+  CHECK(counted == kRounds);
+}
+
+TEST_CASE("nested GILGuard allocates nothing") {
+  pyscope::GILGuard outer;
+  CHECK(AllocationsOf([] { pyscope::GILGuard inner; }) == 0);
+}
+
+TEST_CASE("GILGuard borrowing a host's PyGILState allocates nothing") {
+  PyGILState_STATE host = PyGILState_Ensure();
+  CHECK(AllocationsOf([] { pyscope::GILGuard guard; }) == 0);
+  PyGILState_Release(host);
+}
+
+TEST_CASE("uncontended GILGuard on the initializing thread allocates nothing") {
+  CHECK(AllocationsOf([] { pyscope::GILGuard gil; }) == 0);
+  bool all_ok = true;
+  CHECK(AllocationsOf([&all_ok] {
+          pyscope::GILGuard gil(std::nothrow);
+          all_ok = all_ok && gil.ok();
+        }) == 0);
+  CHECK(all_ok);
+}
+
+TEST_CASE(
+    "cold GILGuard on a native thread with a cached state allocates "
+    "nothing") {
+  CHECK(AllocationsOnNativeThread([] { pyscope::GILGuard gil; }) == 0);
+}
+
+TEST_CASE("AllowThreads round trips allocate nothing") {
+  pyscope::GILGuard gil;
+  CHECK(AllocationsOf([] { pyscope::AllowThreads nogil; }) == 0);
+  CHECK(AllocationsOf([] {
+          pyscope::AllowThreads nogil;
+          pyscope::GILGuard again;
+        }) == 0);
+}
+
+TEST_CASE("AllowThreads on a native thread allocates nothing") {
+  CHECK(AllocationsOnNativeThread([] {
+          pyscope::GILGuard gil;
+          pyscope::AllowThreads nogil;
+        }) == 0);
+}
+
+#if PYSCOPE_BENCH_HAVE_SUB_INTERPRETER
+TEST_CASE("entering a sub-interpreter with a cached state allocates nothing") {
+  pyscope::SubInterpreter sub(pyscope::SubInterpreterOptions::Legacy());
+  CHECK(AllocationsOnNativeThread([&sub] { pyscope::GILGuard gil(sub); }) == 0);
+  CHECK(sub.End().ok());
+}
+#endif
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  pyscope::ScopedRuntime python;
+  doctest::Context context(argc, argv);
+  const int failed = context.run();
+  absl::Status finalized = python.Finalize();
+  if (!finalized.ok()) return 1;
+  return failed;
+}
