@@ -73,6 +73,9 @@ struct RuntimeOptions {
 
   // When non-empty: exactly sys.path, replacing the computed path. It must
   // contain the standard library (kNotFound otherwise, naming the paths).
+  // The site module (import_site) still appends the site-packages
+  // directories it finds, as in any interpreter; set import_site = false
+  // for a sys.path that is this list and nothing else.
   std::vector<std::string> module_search_paths;
 
   // Directories inserted at the front of the computed sys.path (ignored
