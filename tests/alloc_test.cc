@@ -135,6 +135,17 @@ TEST_CASE("the counting allocator sees operator new") {
   CHECK(counted == kRounds);
 }
 
+// The replacement must also see the calls made inside shared libraries
+// (libpyscope, Abseil), or the zero counts below would prove nothing: a
+// status with a message allocates there.
+TEST_CASE("the counting allocator sees allocations in shared libraries") {
+  pyscope::GILGuard gil;
+  const int64_t before = Allocations();
+  const absl::Status status = pyscope::TryExec("raise ValueError('boom')");
+  CHECK_FALSE(status.ok());
+  CHECK(Allocations() > before);
+}
+
 TEST_CASE("nested GILGuard allocates nothing") {
   pyscope::GILGuard outer;
   CHECK(AllocationsOf([] { pyscope::GILGuard inner; }) == 0);
