@@ -228,12 +228,14 @@ TEST_SUITE("runtime") {
       CHECK(EvalString("__import__('sys').path") == expected);
       CHECK(EvalLong("__import__('pyscope_probe_exact').VALUE") == 5);
     }
-    SUBCASE("with the default options") {
+    SUBCASE("with the site module, which appends only site-packages") {
       RuntimeOptions options = TestOptions();
       options.module_search_paths = {stdlib, dynload, extra};
       ScopedRuntime runtime(options);
       GILGuard gil;
-      CHECK(EvalString("__import__('sys').path") == expected);
+      pyscope::Exec("import sys");
+      CHECK(EvalString(absl::StrCat("sys.path[:3]")) == expected);
+      CHECK(EvalBool("all(p.endswith('site-packages') for p in sys.path[3:])"));
     }
   }
 
