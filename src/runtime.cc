@@ -6,6 +6,7 @@
 
 #include "pyscope/runtime.h"
 
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -148,6 +149,29 @@ absl::Status BuildConfig(const RuntimeOptions& options, PyConfig* config) {
   return status;
 }
 
+// CPython's signal module installs its KeyboardInterrupt handler for SIGINT
+// when it is first imported on the main thread and SIGINT is at SIG_DFL,
+// whatever PyConfig.install_signal_handlers says (signal_get_set_handlers in
+// Modules/signalmodule.c). Imports it now and puts SIG_DFL back, so that a
+// runtime without signal handlers keeps none when Python code (asyncio,
+// subprocess, ...) imports `signal` later. Requires the GIL, on the
+// initializing thread.
+absl::Status KeepDefaultSigint() {
+  PyObject* module = PyImport_ImportModule("signal");
+  if (module == nullptr) return PythonError::FetchAndClear().status();
+  PyObject* default_handler = PyObject_GetAttrString(module, "SIG_DFL");
+  PyObject* result =
+      default_handler == nullptr
+          ? nullptr
+          : PyObject_CallMethod(module, "signal", "iO", SIGINT,
+                                default_handler);
+  Py_XDECREF(default_handler);
+  Py_DECREF(module);
+  if (result == nullptr) return PythonError::FetchAndClear().status();
+  Py_DECREF(result);
+  return absl::OkStatus();
+}
+
 // Inserts `paths` at the front of sys.path. Requires the GIL.
 absl::Status PrependSysPath(const std::vector<std::string>& paths) {
   PyObject* sys_path = PySys_GetObject("path");  // borrowed
@@ -246,6 +270,11 @@ absl::Status ScopedRuntime::Initialize(bool adopt) {
     }
     absl::Status status = CheckStandardLibrary(options_);
     if (!status.ok()) return status;
+    struct sigaction sigint_before;
+    const bool sigint_was_default =
+        sigaction(SIGINT, nullptr, &sigint_before) == 0 &&
+        (sigint_before.sa_flags & SA_SIGINFO) == 0 &&
+        sigint_before.sa_handler == SIG_DFL;
     PyConfig config;
     status = BuildConfig(options_, &config);
     if (status.ok()) {
@@ -260,6 +289,13 @@ absl::Status ScopedRuntime::Initialize(bool adopt) {
     if (!options_.prepend_sys_path.empty() &&
         options_.module_search_paths.empty()) {
       status = PrependSysPath(options_.prepend_sys_path);
+      if (!status.ok()) {
+        Py_FinalizeEx();
+        return status;
+      }
+    }
+    if (!options_.install_signal_handlers && sigint_was_default) {
+      status = KeepDefaultSigint();
       if (!status.ok()) {
         Py_FinalizeEx();
         return status;
