@@ -80,7 +80,26 @@ PYSCOPE_SCENARIO(IsolatedDefaults) {
   std::printf("c_sigint_default=%d\n", HandlerIsDefault(SIGINT));
   std::printf("c_sigpipe_default=%d\n", HandlerIsDefault(SIGPIPE));
   GILGuard gil;
-  PrintInterpreterSettings();
+  PrintInterpreterSettings();  // imports signal
+  std::printf("c_sigint_default_after_import=%d\n", HandlerIsDefault(SIGINT));
+  return 0;
+}
+
+void HostSigintHandler(int) {}
+
+PYSCOPE_SCENARIO(HostSigintHandlerKept) {
+  struct sigaction action = {};
+  action.sa_handler = &HostSigintHandler;
+  sigaction(SIGINT, &action, nullptr);
+  ScopedRuntime runtime(TestOptions());
+  GILGuard gil;
+  pyscope::Exec("import signal");
+  std::printf("python_sees=%s\n",
+              EvalString("signal.getsignal(signal.SIGINT)").c_str());
+  struct sigaction now;
+  sigaction(SIGINT, nullptr, &now);
+  std::printf("host_handler_kept=%d\n",
+              now.sa_handler == &HostSigintHandler);
   return 0;
 }
 
@@ -112,9 +131,20 @@ TEST_SUITE("runtime") {
     CHECK(child.out.find("sigint=default\n") != std::string::npos);
     CHECK(child.out.find("c_sigint_default=1\n") != std::string::npos);
     CHECK(child.out.find("c_sigpipe_default=1\n") != std::string::npos);
+    // Importing `signal` does not install CPython's SIGINT handler either.
+    CHECK(child.out.find("c_sigint_default_after_import=1\n") !=
+          std::string::npos);
     // argv is sys.argv verbatim, never parsed ("-c" did not run anything).
     CHECK(child.out.find("argv=('prog', '-c', 'x')\n") == std::string::npos);
     CHECK(child.out.find("argv=['prog', '-c', 'x']\n") != std::string::npos);
+  }
+
+  TEST_CASE("a host's own SIGINT handler is left in place") {
+    ChildResult child = RunScenario("HostSigintHandlerKept");
+    INFO(child.Describe());
+    REQUIRE(child.ExitedWith(0));
+    CHECK(child.out.find("python_sees=None\n") != std::string::npos);
+    CHECK(child.out.find("host_handler_kept=1\n") != std::string::npos);
   }
 
   TEST_CASE("the Python() preset behaves like the python program") {
