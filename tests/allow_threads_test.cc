@@ -87,10 +87,11 @@ started.wait()
     const long held_before = spins();
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     const long held_after = spins();
-    long released_after = 0;
-    {
+    // Released: the spinner runs (allow a loaded machine up to 10s).
+    long released_after = held_after;
+    for (int i = 0; i < 1000 && released_after == held_after; ++i) {
       AllowThreads nogil;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
       GILGuard again;
       released_after = spins();
     }
