@@ -12,6 +12,17 @@
 
 namespace pyscope_bench {
 
+// primitives_bench.cc: scenario 0, building blocks (no targets).
+void S0ThisThread(benchmark::State& state);
+void S0SeqCstHandshake(benchmark::State& state);
+void S0ReleaseAcquireHandshake(benchmark::State& state);
+void S0GilStateLookup(benchmark::State& state);
+void S0CurrentThreadState(benchmark::State& state);
+void S0AbslMutexPair(benchmark::State& state);
+void S0StdMutexPair(benchmark::State& state);
+void S0FirstAbslLockOnNewThread(benchmark::State& state);
+void S0FirstStdLockOnNewThread(benchmark::State& state);
+
 // gil_bench.cc: scenarios 1-5, raw C API and pyscope.
 void S1NestedRawGilState(benchmark::State& state);
 void S1NestedPyscope(benchmark::State& state);

@@ -25,6 +25,19 @@ using benchmark::RegisterBenchmark;
 void RegisterAll() {
   constexpr bool kOwnGil = pyscope::detail::compat::kHasPerInterpreterGil;
 
+  RegisterBenchmark("S0_blocks/this_thread", S0ThisThread);
+  RegisterBenchmark("S0_blocks/seq_cst_handshake", S0SeqCstHandshake);
+  RegisterBenchmark("S0_blocks/release_acquire_handshake",
+                    S0ReleaseAcquireHandshake);
+  RegisterBenchmark("S0_blocks/gilstate_lookup", S0GilStateLookup);
+  RegisterBenchmark("S0_blocks/current_thread_state", S0CurrentThreadState);
+  RegisterBenchmark("S0_blocks/absl_mutex_pair", S0AbslMutexPair);
+  RegisterBenchmark("S0_blocks/std_mutex_pair", S0StdMutexPair);
+  RegisterBenchmark("S0_first_lock/absl_mutex", S0FirstAbslLockOnNewThread)
+      ->UseManualTime();
+  RegisterBenchmark("S0_first_lock/std_mutex", S0FirstStdLockOnNewThread)
+      ->UseManualTime();
+
   RegisterBenchmark("S1_nested/raw_gilstate", S1NestedRawGilState);
   RegisterBenchmark("S1_nested/pyscope", S1NestedPyscope);
   RegisterBenchmark("S1_nested/pyscope_borrowed", S1NestedPyscopeBorrowed);
