@@ -193,6 +193,11 @@ TEST_CASE("AllowThreads on a native thread allocates nothing") {
 TEST_CASE("entering a sub-interpreter with a cached state allocates nothing") {
   pyscope::SubInterpreter sub(pyscope::SubInterpreterOptions::Legacy());
   CHECK(AllocationsOnNativeThread([&sub] { pyscope::GILGuard gil(sub); }) == 0);
+  // Switching from the main interpreter into `sub` and back.
+  CHECK(AllocationsOnNativeThread([&sub] {
+          pyscope::GILGuard main_gil;
+          pyscope::GILGuard gil(sub);
+        }) == 0);
   CHECK(sub.End().ok());
 }
 #endif
