@@ -27,7 +27,7 @@ Recorded& GetRecorded() {
 }
 
 // Takes ownership of `object` (a new reference, or null with an exception).
-PyObject* Checked(PyObject* object) {
+PyObject* Checked(PyObject* object) PYSCOPE_REQUIRES_GIL {
   if (object == nullptr) throw pyscope::PythonError::FetchAndClear();
   return object;
 }
