@@ -85,15 +85,15 @@ TEST_SUITE("finalization") {
       GILGuard gil;
       CHECK(EvalLong("work") == 2);
     });
-    const Clock::time_point start = Clock::now();
     const absl::Status status = runtime.Finalize();
     const Clock::time_point end = Clock::now();
     worker.join();
     CHECK(status.ok());
+    // Finalize returned only after the worker left its guard, and the exit
+    // callbacks (which run after the drain) already saw it gone.
     CHECK(worker_left.load());
     CHECK(left_before_callbacks);
     CHECK(left_at <= end);
-    CHECK(end - start >= std::chrono::milliseconds(150));
   }
 }
 
