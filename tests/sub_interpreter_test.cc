@@ -1,0 +1,1068 @@
+// Copyright 2026 The pyscope Authors.
+// SPDX-License-Identifier: Apache-2.0
+//
+// SubInterpreter and SubInterpreterOptions: option checks, entry from many
+// threads, own GILs running at the same time, nesting across interpreters,
+// the end protocol, runtime finalization with live sub-interpreters,
+// extension modules that refuse sub-interpreters, isolation, and the
+// Exec / TryExec / Call helpers.
+//
+// The binary creates one ScopedRuntime for the whole process (main() below);
+// scenarios that finalize the runtime run in child processes.
+
+#include <pthread.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#define DOCTEST_CONFIG_IMPLEMENT
+#include "doctest/doctest.h"
+#include "pyscope/pyscope.h"
+#include "support/python_helpers.h"
+#include "support/scenario.h"
+
+namespace {
+
+using pyscope::AllowThreads;
+using pyscope::GILGuard;
+using pyscope::PythonError;
+using pyscope::SubInterpreter;
+using pyscope::SubInterpreterOptions;
+using pyscope_test::ChildResult;
+using pyscope_test::CountThreadStates;
+using pyscope_test::EvalBool;
+using pyscope_test::EvalLong;
+using pyscope_test::EvalString;
+using pyscope_test::RunScenario;
+
+// Whether this CPython has per-interpreter GILs (3.12+).
+constexpr bool kOwnGilAvailable =
+    pyscope::detail::compat::kHasPerInterpreterGil;
+
+// Whether Current() is this thread's own (3.12+) rather than the process-wide
+// GIL holder's.
+constexpr bool kThreadLocalCurrent =
+    pyscope::detail::compat::kCurrentThreadStateIsThreadLocal;
+
+// The thread state attached on this thread, without CPython's checks.
+PyThreadState* Current() {
+  return pyscope::detail::compat::CurrentThreadStateUnchecked();
+}
+
+// CPython's id of the interpreter the calling thread runs in.
+int64_t CurrentInterpreterId() PYSCOPE_REQUIRES_GIL {
+  return PyInterpreterState_GetID(PyThreadState_GetInterpreter(Current()));
+}
+
+// Whether an interpreter with CPython id `id` exists. Requires the GIL.
+bool InterpreterExists(int64_t id) PYSCOPE_REQUIRES_GIL {
+  for (PyInterpreterState* interp = PyInterpreterState_Head();
+       interp != nullptr; interp = PyInterpreterState_Next(interp)) {
+    if (PyInterpreterState_GetID(interp) == id) return true;
+  }
+  return false;
+}
+
+// Waits (without the GIL) until `flag` is set; false after `timeout`.
+bool WaitFor(const std::atomic<bool>& flag,
+             absl::Duration timeout = absl::Seconds(10)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!flag.load()) {
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return true;
+}
+
+// --- C functions installed into interpreters ------------------------------
+
+// Flags shared by every interpreter of the process: Python code in one
+// interpreter signals C++ (and, through it, another interpreter).
+std::atomic<bool> waiter_started{false};
+std::atomic<bool> flag_set{false};
+std::atomic<int> marks{0};
+
+// wait_for_flag(timeout_seconds) -> bool: spins until set_flag() was called
+// in any interpreter, WITHOUT releasing the GIL of the calling interpreter.
+PyObject* WaitForFlag(PyObject*, PyObject* arg) {
+  const double seconds = PyFloat_AsDouble(arg);
+  if (seconds == -1.0 && PyErr_Occurred() != nullptr) return nullptr;
+  waiter_started.store(true);
+  const absl::Time deadline = absl::Now() + absl::Seconds(seconds);
+  while (!flag_set.load()) {
+    if (absl::Now() >= deadline) Py_RETURN_FALSE;
+    std::this_thread::yield();
+  }
+  Py_RETURN_TRUE;
+}
+
+// set_flag() -> None.
+PyObject* SetFlag(PyObject*, PyObject*) {
+  flag_set.store(true);
+  Py_RETURN_NONE;
+}
+
+// mark() -> None: counts calls, visible to C++ after the interpreter ended.
+PyObject* Mark(PyObject*, PyObject*) {
+  marks.fetch_add(1);
+  Py_RETURN_NONE;
+}
+
+PyMethodDef wait_for_flag_def = {"wait_for_flag", WaitForFlag, METH_O, nullptr};
+PyMethodDef set_flag_def = {"set_flag", SetFlag, METH_NOARGS, nullptr};
+PyMethodDef mark_def = {"mark", Mark, METH_NOARGS, nullptr};
+
+// Binds a new function object for `def` as `__main__.<name>` of the
+// interpreter the calling thread is attached to.
+void InstallFunction(PyMethodDef* def) PYSCOPE_REQUIRES_GIL {
+  PyObject* main_module = PyImport_AddModule("__main__");  // borrowed
+  if (main_module == nullptr) throw PythonError::FetchAndClear();
+  PyObject* function = PyCFunction_New(def, nullptr);
+  if (function == nullptr) throw PythonError::FetchAndClear();
+  const int set = PyObject_SetAttrString(main_module, def->ml_name, function);
+  Py_DECREF(function);
+  if (set != 0) throw PythonError::FetchAndClear();
+}
+
+// Reads and increments the integer `__main__.n` with the GIL held
+// throughout (the C API never releases it here, unlike `n += 1` in Python).
+long IncrementCounter() PYSCOPE_REQUIRES_GIL {
+  PyObject* globals = PyModule_GetDict(PyImport_AddModule("__main__"));
+  PyObject* value = PyDict_GetItemString(globals, "n");  // borrowed
+  const long next = PyLong_AsLong(value) + 1;
+  PyObject* boxed = PyLong_FromLong(next);
+  PyDict_SetItemString(globals, "n", boxed);
+  Py_DECREF(boxed);
+  return next;
+}
+
+// The option sets that every version creates, and on 3.12+ the isolated one.
+std::vector<std::pair<const char*, SubInterpreterOptions>> CreatableOptions() {
+  std::vector<std::pair<const char*, SubInterpreterOptions>> result = {
+      {"Legacy", SubInterpreterOptions::Legacy()}};
+  if (kOwnGilAvailable) {
+    result.push_back({"Isolated", SubInterpreterOptions::Isolated()});
+  }
+  return result;
+}
+
+// --- Scenarios (child processes) -------------------------------------------
+
+// Failed expectations of the running scenario; each is printed with its
+// place, and the scenario exits with 1.
+int child_failures = 0;
+
+#define EXPECT_IN_CHILD(condition)                                 \
+  do {                                                             \
+    if (!(condition)) {                                            \
+      ++child_failures;                                            \
+      std::printf("EXPECTATION FAILED at line %d: %s\n", __LINE__, \
+                  #condition);                                     \
+    }                                                              \
+  } while (false)
+
+// Finalizes the scenario's runtime and returns its exit code.
+int FinishScenario(pyscope::ScopedRuntime& runtime) {
+  const absl::Status finalized = runtime.Finalize();
+  std::printf("finalize=%s\n", finalized.ToString().c_str());
+  EXPECT_IN_CHILD(finalized.ok());
+  std::printf("scenario finished, %d failure(s)\n", child_failures);
+  return child_failures == 0 ? 0 : 1;
+}
+
+// Runs scenario `name` in a child process and checks that it finished
+// without a failed expectation.
+void ExpectScenarioPasses(const char* name,
+                          absl::Duration timeout = absl::Seconds(30)) {
+  const ChildResult child = RunScenario(name, timeout);
+  CHECK_MESSAGE(child.ExitedWith(0), child.Describe());
+  CHECK_MESSAGE(absl::StrContains(child.out, "scenario finished, 0 failure"),
+                child.Describe());
+  CHECK_MESSAGE(child.err.empty(), child.Describe());
+}
+
+// --- Options ---------------------------------------------------------------
+
+// Creates an interpreter with `options`, which must be refused with `code`,
+// and checks that the calling thread's thread state did not change.
+void ExpectRefused(const SubInterpreterOptions& options,
+                   absl::StatusCode code) {
+  PyThreadState* before = Current();
+  auto created = SubInterpreter::Create(options);
+  CHECK(Current() == before);
+  if (created.ok()) {
+    FAIL_CHECK("options were accepted");
+    return;
+  }
+  CHECK(created.status().code() == code);
+  CHECK(created.status() == pyscope::ValidateSubInterpreterOptions(options));
+  try {
+    SubInterpreter thrown(options);
+    FAIL("the throwing constructor accepted refused options");
+  } catch (const pyscope::Error& error) {
+    CHECK(error.status().code() == code);
+  }
+  CHECK(Current() == before);
+}
+
+TEST_CASE("options needing 3.12 are refused before 3.12, others validated") {
+  SubInterpreterOptions own_gil = SubInterpreterOptions::Legacy();
+  own_gil.gil = SubInterpreterOptions::Gil::kOwn;
+  own_gil.use_main_obmalloc = false;
+  own_gil.check_multi_interp_extensions = true;
+  SubInterpreterOptions no_fork = SubInterpreterOptions::Legacy();
+  no_fork.allow_fork = false;
+  // use_main_obmalloc = false without check_multi_interp_extensions.
+  SubInterpreterOptions own_obmalloc_unchecked =
+      SubInterpreterOptions::Legacy();
+  own_obmalloc_unchecked.use_main_obmalloc = false;
+  // Own GIL sharing the main interpreter's allocator.
+  SubInterpreterOptions own_gil_main_obmalloc =
+      SubInterpreterOptions::Isolated();
+  own_gil_main_obmalloc.use_main_obmalloc = true;
+
+  auto check_all = [&] {
+    if (kOwnGilAvailable) {
+      CHECK(pyscope::ValidateSubInterpreterOptions(own_gil).ok());
+      CHECK(pyscope::ValidateSubInterpreterOptions(no_fork).ok());
+      ExpectRefused(own_obmalloc_unchecked, absl::StatusCode::kInvalidArgument);
+      ExpectRefused(own_gil_main_obmalloc, absl::StatusCode::kInvalidArgument);
+      CHECK(absl::StrContains(
+          pyscope::ValidateSubInterpreterOptions(own_obmalloc_unchecked)
+              .message(),
+          "check_multi_interp_extensions"));
+    } else {
+      ExpectRefused(SubInterpreterOptions::Isolated(),
+                    absl::StatusCode::kUnimplemented);
+      ExpectRefused(own_gil, absl::StatusCode::kUnimplemented);
+      ExpectRefused(no_fork, absl::StatusCode::kUnimplemented);
+      ExpectRefused(own_obmalloc_unchecked, absl::StatusCode::kUnimplemented);
+      ExpectRefused(own_gil_main_obmalloc, absl::StatusCode::kUnimplemented);
+      CHECK(absl::StrContains(
+          pyscope::ValidateSubInterpreterOptions(own_gil).message(), "3.12"));
+    }
+    SubInterpreterOptions negative = SubInterpreterOptions::Legacy();
+    negative.end_deadline = absl::Seconds(-1);
+    ExpectRefused(negative, absl::StatusCode::kInvalidArgument);
+  };
+
+  SUBCASE("from a detached thread") {
+    std::thread worker([&] {
+      CHECK(Current() == nullptr);
+      check_all();
+      CHECK(Current() == nullptr);
+      CHECK(pyscope::AttachedThreads().empty());
+    });
+    worker.join();
+  }
+  SUBCASE("from inside a GILGuard of the main interpreter") {
+    GILGuard gil;
+    PyThreadState* before = PyThreadState_Get();
+    pyscope::Exec("canary = 'main'");
+    check_all();
+    CHECK(PyThreadState_Get() == before);
+    CHECK(CurrentInterpreterId() == 0);
+    CHECK(EvalString("canary") == "main");
+  }
+  SUBCASE("from inside a sub-interpreter scope") {
+    SubInterpreter sub;
+    GILGuard gil(sub);
+    PyThreadState* before = PyThreadState_Get();
+    pyscope::Exec("canary = 'sub'");
+    check_all();
+    CHECK(PyThreadState_Get() == before);
+    CHECK(CurrentInterpreterId() == sub.id());
+    CHECK(EvalString("canary") == "sub");
+  }
+}
+
+TEST_CASE("creation leaves the caller where it was and reports the options") {
+  for (const auto& [name, options] : CreatableOptions()) {
+    CAPTURE(name);
+    PyThreadState* before_detached = Current();
+    auto created = SubInterpreter::Create(options);
+    REQUIRE(created.ok());
+    SubInterpreter& sub = **created;
+    CHECK(Current() == before_detached);
+    CHECK(sub.alive());
+    CHECK(sub.id() > 0);
+    CHECK(sub.interpreter_state() != nullptr);
+    CHECK(sub.own_gil() == (options.gil == SubInterpreterOptions::Gil::kOwn));
+    {
+      GILGuard gil;
+      PyThreadState* before = PyThreadState_Get();
+      SubInterpreter inner(options);
+      CHECK(PyThreadState_Get() == before);
+      CHECK(CurrentInterpreterId() == 0);
+      CHECK(inner.id() != sub.id());
+    }
+    CHECK(sub.End().ok());
+  }
+}
+
+// --- Entering -------------------------------------------------------------
+
+TEST_CASE("many threads enter at once, each with one cached thread state") {
+  constexpr int kThreads = 8;
+  constexpr int kEntries = 200;
+  for (const auto& [name, options] : CreatableOptions()) {
+    CAPTURE(name);
+    SubInterpreter sub(options);
+    sub.Exec("n = 0");
+    std::atomic<bool> go{false};
+    std::atomic<int> reused{0};
+    std::atomic<int> in_sub{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&] {
+        WaitFor(go);
+        PyThreadState* first = nullptr;
+        for (int i = 0; i < kEntries; ++i) {
+          GILGuard gil(sub);
+          if (first == nullptr) first = PyThreadState_Get();
+          if (PyThreadState_Get() == first) reused.fetch_add(1);
+          if (CurrentInterpreterId() == sub.id()) in_sub.fetch_add(1);
+          IncrementCounter();
+        }
+        // Leaving restores "no thread state" on this thread.
+        if (kThreadLocalCurrent) CHECK(Current() == nullptr);
+      });
+    }
+    go.store(true);
+    for (std::thread& thread : threads) thread.join();
+    CHECK(reused.load() == kThreads * kEntries);
+    CHECK(in_sub.load() == kThreads * kEntries);
+    GILGuard gil(sub);
+    CHECK(EvalLong("n") == kThreads * kEntries);
+    // The workers exited: their cached states went with them; the creating
+    // thread's state remains.
+    CHECK(CountThreadStates(sub.interpreter_state()) == 1);
+  }
+}
+
+TEST_CASE("own GILs let two interpreters run at the same time") {
+  // A's Python code calls wait_for_flag(), which holds A's GIL until B's
+  // Python code calls set_flag(). B can only run if it does not need A's GIL.
+  auto run = [](SubInterpreter& a, SubInterpreter& b, double timeout) {
+    waiter_started.store(false);
+    flag_set.store(false);
+    a.Call([] { InstallFunction(&wait_for_flag_def); });
+    b.Call([] { InstallFunction(&set_flag_def); });
+    std::thread thread_a(
+        [&] { a.Exec(absl::StrCat("result = wait_for_flag(", timeout, ")")); });
+    std::thread thread_b([&] {
+      WaitFor(waiter_started);
+      b.Exec("set_flag()");
+    });
+    thread_a.join();
+    thread_b.join();
+    return a.Call([] { return EvalBool("result"); });
+  };
+
+  SUBCASE("shared GIL (Legacy): B waits until A gives up") {
+    SubInterpreter a;
+    SubInterpreter b;
+    const absl::Time start = absl::Now();
+    CHECK_FALSE(run(a, b, 0.3));
+    CHECK(absl::Now() - start >= absl::Milliseconds(300));
+  }
+  SUBCASE("own GILs (Isolated, 3.12+): B runs while A holds its GIL") {
+    if (!kOwnGilAvailable) {
+      CHECK(SubInterpreter::Create(SubInterpreterOptions::Isolated())
+                .status()
+                .code() == absl::StatusCode::kUnimplemented);
+      return;
+    }
+    SubInterpreter a(SubInterpreterOptions::Isolated());
+    SubInterpreter b(SubInterpreterOptions::Isolated());
+    const absl::Time start = absl::Now();
+    CHECK(run(a, b, 5.0));
+    CHECK(absl::Now() - start < absl::Seconds(5));
+  }
+}
+
+TEST_CASE("nesting main -> sub A -> sub B restores each level") {
+  for (const auto& [name, options] : CreatableOptions()) {
+    CAPTURE(name);
+    SubInterpreter a(options);
+    SubInterpreter b(options);
+    a.Exec("where = 'A'");
+    b.Exec("where = 'B'");
+
+    // Checks the interpreter of this level; a plain GILGuard stays in it.
+    auto check_level = [](const char* where, int64_t id) {
+      CHECK(EvalString("where") == where);
+      CHECK(CurrentInterpreterId() == id);
+      GILGuard plain;
+      CHECK(EvalString("where") == where);
+      CHECK(CurrentInterpreterId() == id);
+    };
+
+    SUBCASE("starting in the main interpreter") {
+      GILGuard main_gil;
+      pyscope::Exec("where = 'main'");
+      PyThreadState* main_state = PyThreadState_Get();
+      check_level("main", 0);
+      {
+        GILGuard in_a(a);
+        PyThreadState* a_state = PyThreadState_Get();
+        check_level("A", a.id());
+        {
+          GILGuard in_b(b);
+          check_level("B", b.id());
+          {
+            GILGuard a_again(a);  // back into A from B, same thread state
+            check_level("A", a.id());
+            CHECK(PyThreadState_Get() == a_state);
+          }
+          check_level("B", b.id());
+        }
+        check_level("A", a.id());
+        CHECK(PyThreadState_Get() == a_state);
+      }
+      check_level("main", 0);
+      CHECK(PyThreadState_Get() == main_state);
+    }
+    SUBCASE("starting detached on a new thread") {
+      std::thread worker([&] {
+        {
+          GILGuard in_a(a);
+          check_level("A", a.id());
+          {
+            GILGuard in_b(b);
+            check_level("B", b.id());
+            {
+              GILGuard same_b(b);  // nested entry of the same interpreter
+              check_level("B", b.id());
+            }
+          }
+          check_level("A", a.id());
+          {
+            // Releasing A's GIL and re-taking it stays in A.
+            AllowThreads nogil;
+            GILGuard again;
+            check_level("A", a.id());
+          }
+        }
+        if (kThreadLocalCurrent) CHECK(Current() == nullptr);
+        GILGuard main_gil;  // afterwards a plain guard goes to main
+        CHECK(CurrentInterpreterId() == 0);
+      });
+      worker.join();
+    }
+  }
+}
+
+TEST_CASE("GILGuard() from code running in a sub-interpreter stays there") {
+  // A C function called by Python code of the sub-interpreter opens a plain
+  // GILGuard (borrowing the attachment), as a callback would.
+  static std::atomic<int64_t> seen_id{-1};
+  static PyMethodDef probe_def = {"probe",
+                                  [](PyObject*, PyObject*) -> PyObject* {
+                                    GILGuard gil;
+                                    seen_id.store(CurrentInterpreterId());
+                                    return PyUnicode_FromString("probed");
+                                  },
+                                  METH_NOARGS, nullptr};
+  for (const auto& [name, options] : CreatableOptions()) {
+    CAPTURE(name);
+    SubInterpreter sub(options);
+    seen_id.store(-1);
+    std::thread worker([&] {
+      GILGuard gil(sub);
+      InstallFunction(&probe_def);
+      pyscope::Exec("answer = probe()");
+      CHECK(EvalString("answer") == "probed");
+    });
+    worker.join();
+    CHECK(seen_id.load() == sub.id());
+  }
+}
+
+// --- Ending ---------------------------------------------------------------
+
+// Ending from another thread deletes the cached thread states of every
+// thread that entered the interpreter, while those threads live on. The
+// scenarios that do so run in child processes: a thread left with a dangling
+// reference to a deleted thread state would corrupt the rest of the suite.
+
+PYSCOPE_SCENARIO(EndRefusesEntriesAndWaitsForScope) {
+  pyscope::ScopedRuntime runtime(pyscope_test::TestOptions());
+  for (const auto& [name, options] : CreatableOptions()) {
+    std::printf("options=%s\n", name);
+    SubInterpreter sub(options);
+    std::atomic<bool> entered{false};
+    std::atomic<bool> release{false};
+    std::atomic<bool> leaving{false};
+    std::thread inside([&] {
+      GILGuard gil(sub);
+      entered.store(true);
+      {
+        AllowThreads nogil;
+        WaitFor(release);
+      }
+      pyscope::Exec("x = 1");  // still usable while End waits
+      leaving.store(true);
+    });
+    EXPECT_IN_CHILD(WaitFor(entered));
+
+    absl::Status end_status = absl::UnknownError("not run");
+    std::atomic<bool> end_returned{false};
+    bool leaving_when_end_returned = false;
+    std::thread ender([&] {
+      end_status = sub.End();
+      leaving_when_end_returned = leaving.load();
+      end_returned.store(true);
+    });
+
+    // New entries are refused once End has started.
+    absl::Status refused;
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (absl::Now() < deadline) {
+      GILGuard probe(sub, std::nothrow);
+      if (!probe.ok()) {
+        refused = probe.status();
+        break;
+      }
+    }
+    EXPECT_IN_CHILD(refused.code() == absl::StatusCode::kUnavailable);
+    EXPECT_IN_CHILD(absl::StrContains(refused.message(), "ending"));
+    EXPECT_IN_CHILD(sub.TryExec("y = 1").code() ==
+                    absl::StatusCode::kUnavailable);
+    // A second End while the first one waits says so.
+    EXPECT_IN_CHILD(sub.End().code() == absl::StatusCode::kUnavailable);
+    absl::SleepFor(absl::Milliseconds(50));
+    EXPECT_IN_CHILD(!end_returned.load());
+
+    release.store(true);
+    inside.join();
+    ender.join();
+    EXPECT_IN_CHILD(end_status.ok());
+    EXPECT_IN_CHILD(leaving_when_end_returned);
+    EXPECT_IN_CHILD(!sub.alive());
+    // This thread entered (the probes) and another thread ended it: this
+    // thread still works with the main interpreter.
+    GILGuard gil;
+    EXPECT_IN_CHILD(CurrentInterpreterId() == 0);
+  }
+  return FinishScenario(runtime);
+}
+
+TEST_CASE("End refuses new entries and waits for a scope on another thread") {
+  ExpectScenarioPasses("EndRefusesEntriesAndWaitsForScope");
+}
+
+TEST_CASE("End after its deadline names the thread; a later End succeeds") {
+  for (const auto& [name, base] : CreatableOptions()) {
+    CAPTURE(name);
+    SubInterpreterOptions options = base;
+    options.end_deadline = absl::Milliseconds(200);
+    SubInterpreter sub(options);
+    std::atomic<bool> entered{false};
+    std::atomic<bool> release{false};
+    std::atomic<long> tid{0};
+    std::thread inside([&] {
+      pthread_setname_np(pthread_self(), "stuck-in-sub");
+      tid.store(pyscope_test::ThreadId());
+      GILGuard gil(sub);
+      entered.store(true);
+      AllowThreads nogil;
+      WaitFor(release);
+    });
+    REQUIRE(WaitFor(entered));
+
+    const absl::Time start = absl::Now();
+    absl::Status status = sub.End();
+    CHECK(absl::Now() - start >= absl::Milliseconds(200));
+    CHECK(status.code() == absl::StatusCode::kDeadlineExceeded);
+    CHECK(absl::StrContains(status.message(), "stuck-in-sub"));
+    CHECK(absl::StrContains(status.message(), absl::StrCat(tid.load())));
+    CHECK(sub.alive());
+    // Closed: no new entries until it is ended.
+    GILGuard probe(sub, std::nothrow);
+    CHECK(probe.status().code() == absl::StatusCode::kUnavailable);
+
+    release.store(true);
+    inside.join();
+    CHECK(sub.End().ok());
+    CHECK_FALSE(sub.alive());
+    CHECK(sub.End().ok());  // idempotent
+  }
+}
+
+// The creating thread used the interpreter (and imported threading there,
+// which ties threading's main-thread bookkeeping to its thread state); a
+// different thread ends it; then the creating thread uses Python again,
+// through pyscope and through PyGILState as a host would.
+PYSCOPE_SCENARIO(EndFromAnotherThread) {
+  pyscope::ScopedRuntime runtime(pyscope_test::TestOptions());
+  for (const auto& [name, options] : CreatableOptions()) {
+    std::printf("options=%s\n", name);
+    SubInterpreter sub(options);
+    sub.Exec("import threading\nx = 1");
+    const int64_t id = sub.id();
+    absl::Status status = absl::UnknownError("not run");
+    bool detached_after = false;
+    std::thread ender([&] {
+      status = sub.End();
+      detached_after = !kThreadLocalCurrent || Current() == nullptr;
+    });
+    ender.join();
+    std::printf("end=%s\n", status.ToString().c_str());
+    EXPECT_IN_CHILD(status.ok());
+    EXPECT_IN_CHILD(detached_after);
+    EXPECT_IN_CHILD(!sub.alive());
+    {
+      GILGuard gil;
+      EXPECT_IN_CHILD(!InterpreterExists(id));
+      EXPECT_IN_CHILD(CurrentInterpreterId() == 0);
+      pyscope::Exec("y = 1");
+    }
+    PyGILState_STATE state = PyGILState_Ensure();
+    EXPECT_IN_CHILD(CurrentInterpreterId() == 0);
+    PyGILState_Release(state);
+  }
+  return FinishScenario(runtime);
+}
+
+TEST_CASE("End from a thread other than the one that created and used it") {
+  ExpectScenarioPasses("EndFromAnotherThread");
+}
+
+TEST_CASE("End while holding the GIL of another interpreter restores it") {
+  for (const auto& [name, options] : CreatableOptions()) {
+    CAPTURE(name);
+    SUBCASE("inside a GILGuard of the main interpreter") {
+      SubInterpreter sub(options);
+      GILGuard gil;
+      pyscope::Exec("canary = 'main'");
+      PyThreadState* before = PyThreadState_Get();
+      const int64_t id = sub.id();
+      CHECK(InterpreterExists(id));
+      CHECK(sub.End().ok());
+      CHECK(PyThreadState_Get() == before);
+      CHECK(EvalString("canary") == "main");
+      CHECK_FALSE(InterpreterExists(id));
+    }
+    SUBCASE("inside a scope of another sub-interpreter") {
+      SubInterpreter sub(options);
+      SubInterpreter other(options);
+      GILGuard gil(other);
+      pyscope::Exec("canary = 'other'");
+      PyThreadState* before = PyThreadState_Get();
+      CHECK(sub.End().ok());
+      CHECK(PyThreadState_Get() == before);
+      CHECK(CurrentInterpreterId() == other.id());
+      CHECK(EvalString("canary") == "other");
+    }
+  }
+}
+
+TEST_CASE("End from inside a scope of that interpreter is refused") {
+  for (const auto& [name, options] : CreatableOptions()) {
+    CAPTURE(name);
+    SubInterpreter sub(options);
+    {
+      GILGuard gil(sub);
+      PyThreadState* before = PyThreadState_Get();
+      absl::Status status = sub.End();
+      CHECK(status.code() == absl::StatusCode::kFailedPrecondition);
+      CHECK(absl::StrContains(status.message(), "inside a scope"));
+      CHECK(PyThreadState_Get() == before);
+      pyscope::Exec("still = 'usable'");
+      CHECK(EvalString("still") == "usable");
+    }
+    CHECK(sub.alive());
+    CHECK(sub.End().ok());
+  }
+}
+
+TEST_CASE("End joins non-daemon Python threads started inside") {
+  for (const auto& [name, options] : CreatableOptions()) {
+    CAPTURE(name);
+    marks.store(0);
+    SubInterpreter sub(options);
+    {
+      GILGuard gil(sub);
+      InstallFunction(&mark_def);
+      pyscope::Exec(R"py(
+import threading, time
+def body():
+    time.sleep(0.3)
+    mark()
+worker = threading.Thread(target=body)
+worker.start()
+)py");
+    }
+    CHECK(marks.load() == 0);
+    CHECK(sub.End().ok());
+    CHECK(marks.load() == 1);
+    CHECK_FALSE(sub.alive());
+  }
+}
+
+TEST_CASE("a running daemon thread makes End fail instead of aborting") {
+  SubInterpreter sub;  // Legacy allows daemon threads
+  sub.Exec(R"py(
+import threading
+stop = threading.Event()
+daemon = threading.Thread(target=stop.wait, daemon=True)
+daemon.start()
+)py");
+  absl::Status status = sub.End();
+  CHECK(status.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(absl::StrContains(status.message(), "daemon"));
+  CHECK(absl::StrContains(status.message(), "not the last thread"));
+  CHECK(sub.alive());
+  // Still usable: stop the thread, then End succeeds.
+  sub.Exec("stop.set()\ndaemon.join()");
+  CHECK(sub.Call([] { return EvalBool("not daemon.is_alive()"); }));
+  status = sub.End();
+  CHECK(status.ok());
+  CHECK_FALSE(sub.alive());
+
+  if (kOwnGilAvailable) {
+    // Isolated() interpreters refuse daemon threads up front.
+    SubInterpreter isolated(SubInterpreterOptions::Isolated());
+    absl::Status started = isolated.TryExec(
+        "import threading\n"
+        "threading.Thread(target=lambda: None, daemon=True).start()");
+    CHECK(started.code() == absl::StatusCode::kUnknown);
+    CHECK(absl::StrContains(started.message(), "RuntimeError"));
+    CHECK(isolated.End().ok());
+  }
+}
+
+// A concurrent.futures executor left running inside: its worker threads
+// exit only when threading's exit hooks run (threading._shutdown, as at
+// interpreter exit). End must run them rather than wait forever.
+PYSCOPE_SCENARIO(EndWithRunningThreadPool) {
+  pyscope::ScopedRuntime runtime(pyscope_test::TestOptions());
+  for (const auto& [name, options] : CreatableOptions()) {
+    std::printf("options=%s\n", name);
+    SubInterpreter sub(options);
+    sub.Exec(R"py(
+from concurrent.futures import ThreadPoolExecutor
+executor = ThreadPoolExecutor(max_workers=2)
+futures = [executor.submit(sum, [i, i]) for i in range(4)]
+total = sum(f.result() for f in futures)
+)py");
+    EXPECT_IN_CHILD(sub.Call([] { return EvalLong("total"); }) == 12);
+    const absl::Status status = sub.End();
+    std::printf("end=%s\n", status.ToString().c_str());
+    EXPECT_IN_CHILD(status.ok());
+    EXPECT_IN_CHILD(!sub.alive());
+  }
+  return FinishScenario(runtime);
+}
+
+TEST_CASE("End with a thread pool executor still running inside") {
+  ExpectScenarioPasses("EndWithRunningThreadPool", absl::Seconds(20));
+}
+
+PYSCOPE_SCENARIO(UseAfterEnd) {
+  pyscope::ScopedRuntime runtime(pyscope_test::TestOptions());
+  for (const auto& [name, options] : CreatableOptions()) {
+    std::printf("options=%s\n", name);
+    SubInterpreter sub(options);
+    const int64_t id = sub.id();
+    // Threads that cached a thread state for the interpreter and outlive
+    // it: End deletes those states; the threads must never touch them again.
+    constexpr int kSurvivors = 2;
+    std::atomic<int> entered{0};
+    std::atomic<bool> ended{false};
+    std::atomic<int> refused_late{0};
+    std::atomic<int> main_afterwards{0};
+    std::vector<std::thread> survivors;
+    for (int i = 0; i < kSurvivors; ++i) {
+      survivors.emplace_back([&, i] {
+        {
+          GILGuard gil(sub);
+          if (i == 0) pyscope::Exec("import threading");
+        }
+        entered.fetch_add(1);
+        WaitFor(ended);
+        {
+          GILGuard late(sub, std::nothrow);
+          if (late.status().code() == absl::StatusCode::kFailedPrecondition) {
+            refused_late.fetch_add(1);
+          }
+        }
+        {
+          GILGuard main_gil;  // the thread still works with the main one
+          if (CurrentInterpreterId() == 0) main_afterwards.fetch_add(1);
+        }
+        PyGILState_STATE state = PyGILState_Ensure();
+        if (CurrentInterpreterId() == 0) main_afterwards.fetch_add(1);
+        PyGILState_Release(state);
+      });
+    }
+    while (entered.load() < kSurvivors) absl::SleepFor(absl::Milliseconds(1));
+    const absl::Status ended_status = sub.End();
+    std::printf("end=%s\n", ended_status.ToString().c_str());
+    EXPECT_IN_CHILD(ended_status.ok());
+    ended.store(true);
+    for (std::thread& survivor : survivors) survivor.join();
+    EXPECT_IN_CHILD(refused_late.load() == kSurvivors);
+    EXPECT_IN_CHILD(main_afterwards.load() == 2 * kSurvivors);
+
+    EXPECT_IN_CHILD(!sub.alive());
+    EXPECT_IN_CHILD(sub.id() == id);
+    EXPECT_IN_CHILD(sub.interpreter_state() == nullptr);
+    EXPECT_IN_CHILD(sub.End().ok());
+    {
+      GILGuard probe(sub, std::nothrow);
+      EXPECT_IN_CHILD(!probe.ok());
+      EXPECT_IN_CHILD(probe.status().code() ==
+                      absl::StatusCode::kFailedPrecondition);
+      EXPECT_IN_CHILD(absl::StrContains(probe.status().message(), "has ended"));
+    }
+    EXPECT_IN_CHILD(sub.TryExec("x = 1").code() ==
+                    absl::StatusCode::kFailedPrecondition);
+    bool exec_threw = false;
+    try {
+      sub.Exec("x = 1");
+    } catch (const pyscope::Error& error) {
+      exec_threw =
+          error.status().code() == absl::StatusCode::kFailedPrecondition;
+    }
+    EXPECT_IN_CHILD(exec_threw);
+    bool call_threw = false;
+    try {
+      sub.Call([] { return 1; });
+    } catch (const pyscope::Error&) {
+      call_threw = true;
+    }
+    EXPECT_IN_CHILD(call_threw);
+  }
+  return FinishScenario(runtime);
+}
+
+TEST_CASE("using a SubInterpreter after End is a status, never a crash") {
+  ExpectScenarioPasses("UseAfterEnd");
+}
+
+TEST_CASE("the destructor ends the interpreter") {
+  for (const auto& [name, options] : CreatableOptions()) {
+    CAPTURE(name);
+    int64_t id = -1;
+    {
+      SubInterpreter sub(options);
+      id = sub.id();
+      sub.Exec("x = 1");
+      GILGuard gil;
+      CHECK(InterpreterExists(id));
+    }
+    GILGuard gil;
+    CHECK_FALSE(InterpreterExists(id));
+  }
+}
+
+// Finalizing the runtime with live sub-interpreters (one with a Python
+// thread still running, one whose cached thread state belongs to a native
+// thread that is still alive) ends them all first, on every version.
+PYSCOPE_SCENARIO(FinalizeWithLiveSubInterpreters) {
+  pyscope::ScopedRuntime runtime(pyscope_test::TestOptions());
+  std::vector<std::unique_ptr<SubInterpreter>> subs;
+  for (const auto& [name, options] : CreatableOptions()) {
+    for (int i = 0; i < 2; ++i) {
+      auto created = SubInterpreter::Create(options);
+      if (!created.ok()) {
+        std::printf("create %s: %s\n", name,
+                    created.status().ToString().c_str());
+        return 2;
+      }
+      subs.push_back(*std::move(created));
+    }
+  }
+  subs[0]->Exec(R"py(
+import threading, time
+threading.Thread(target=time.sleep, args=(0.2,)).start()
+)py");
+  std::atomic<bool> entered{false};
+  std::atomic<bool> finalized{false};
+  std::thread parked([&] {
+    for (auto& sub : subs) sub->Exec("x = 1");
+    entered.store(true);
+    WaitFor(finalized);
+  });
+  WaitFor(entered);
+  absl::Status status = runtime.Finalize();
+  finalized.store(true);
+  parked.join();
+  std::printf("finalize=%s\n", status.ToString().c_str());
+  std::printf("state=%d\n", static_cast<int>(pyscope::GetRuntimeState()));
+  int alive = 0;
+  for (auto& sub : subs) alive += sub->alive() ? 1 : 0;
+  std::printf("alive=%d\n", alive);
+  std::printf("end_after=%s\n", subs[1]->End().ToString().c_str());
+  subs.clear();  // destructors after finalization: nothing left to do
+  std::printf("done\n");
+  return status.ok() ? 0 : 1;
+}
+
+TEST_CASE("runtime finalization ends every live sub-interpreter first") {
+  ChildResult child = RunScenario("FinalizeWithLiveSubInterpreters");
+  REQUIRE_MESSAGE(child.ExitedWith(0), child.Describe());
+  CHECK_MESSAGE(absl::StrContains(child.out, "finalize=OK"), child.Describe());
+  CHECK(absl::StrContains(
+      child.out,
+      absl::StrCat("state=",
+                   static_cast<int>(pyscope::RuntimeState::kFinalized))));
+  CHECK(absl::StrContains(child.out, "alive=0"));
+  CHECK(absl::StrContains(child.out, "end_after=OK"));
+  CHECK(absl::StrContains(child.out, "done"));
+  CHECK_MESSAGE(child.err.empty(), child.Describe());
+}
+
+// --- Extension modules and isolation ----------------------------------------
+
+TEST_CASE("a single-phase extension module and sub-interpreters") {
+  const std::string add_path = absl::StrCat("import sys\nsys.path.insert(0, '",
+                                            PYSCOPE_TEST_EXT_DIR, "')");
+  SUBCASE("Legacy imports it on every version") {
+    SubInterpreter sub;
+    sub.Exec(add_path);
+    sub.Exec("import pyscope_single_phase");
+    CHECK(sub.Call([] { return EvalLong("pyscope_single_phase.answer"); }) ==
+          42);
+  }
+  SUBCASE("Isolated (3.12+) refuses it with ImportError naming it") {
+    if (!kOwnGilAvailable) {
+      CHECK(SubInterpreter::Create(SubInterpreterOptions::Isolated())
+                .status()
+                .code() == absl::StatusCode::kUnimplemented);
+      return;
+    }
+    SubInterpreter sub(SubInterpreterOptions::Isolated());
+    sub.Exec(add_path);
+    try {
+      sub.Exec("import pyscope_single_phase");
+      FAIL("the single-phase module was imported");
+    } catch (const PythonError& error) {
+      CHECK(error.type_name() == "ImportError");
+      CHECK(absl::StrContains(error.message(), "pyscope_single_phase"));
+    }
+    // The interpreter stays usable, and still lacks the module.
+    sub.Exec("import json\nvalue = json.loads('[1, 2, 3]')[2]");
+    CHECK(sub.Call([] { return EvalLong("value"); }) == 3);
+    CHECK(sub.Call(
+        [] { return EvalBool("'pyscope_single_phase' not in sys.modules"); }));
+    CHECK(sub.End().ok());
+  }
+}
+
+TEST_CASE("sys.modules, __main__ and sys.path are per interpreter") {
+  for (const auto& [name, options] : CreatableOptions()) {
+    CAPTURE(name);
+    SubInterpreter a(options);
+    SubInterpreter b(options);
+    a.Exec(R"py(
+import sys, types
+sys.modules['only_in_a'] = types.ModuleType('only_in_a')
+sys.path.append('/only/in/a')
+marker = 'A'
+)py");
+    const char* kProbe = R"py(
+import sys
+seen = ('only_in_a' in sys.modules, '/only/in/a' in sys.path,
+        'marker' in globals())
+)py";
+    b.Exec(kProbe);
+    CHECK(b.Call([] { return EvalString("seen"); }) == "(False, False, False)");
+    {
+      GILGuard main_gil;
+      pyscope::Exec(kProbe);
+      CHECK(EvalString("seen") == "(False, False, False)");
+    }
+    a.Exec(kProbe);
+    CHECK(a.Call([] { return EvalString("seen"); }) == "(True, True, True)");
+    // Each interpreter has its own sys module object.
+    auto sys_id = [](SubInterpreter& sub) {
+      return sub.Call([] { return EvalLong("id(__import__('sys'))"); });
+    };
+    CHECK(sys_id(a) != sys_id(b));
+  }
+}
+
+// --- Helpers ----------------------------------------------------------------
+
+TEST_CASE("Exec, TryExec and Call run in the interpreter") {
+  for (const auto& [name, options] : CreatableOptions()) {
+    CAPTURE(name);
+    SubInterpreter sub(options);
+    sub.Exec("def double(v):\n    return 2 * v\n");
+    CHECK(sub.TryExec("value = double(21)").ok());
+    CHECK(sub.Call([] { return EvalLong("value"); }) == 42);
+    CHECK(sub.Call([&] { return CurrentInterpreterId(); }) == sub.id());
+
+    // Python exceptions.
+    try {
+      sub.Exec("raise ValueError('boom in sub')");
+      FAIL("no exception");
+    } catch (const PythonError& error) {
+      CHECK(error.type_name() == "ValueError");
+      CHECK(error.message() == "boom in sub");
+      CHECK(absl::StrContains(error.traceback(), "boom in sub"));
+      CHECK(error.status().code() == absl::StatusCode::kUnknown);
+    }
+    absl::Status status = sub.TryExec("1 / 0");
+    CHECK(status.code() == absl::StatusCode::kUnknown);
+    CHECK(absl::StrContains(status.message(), "ZeroDivisionError"));
+    // SystemExit is an exception like any other: the process stays.
+    status = sub.TryExec("import sys\nsys.exit(3)");
+    CHECK(absl::StrContains(status.message(), "SystemExit"));
+
+    // An exception thrown inside Call propagates after the interpreter was
+    // left: the caller is back where it was.
+    {
+      GILGuard main_gil;
+      PyThreadState* before = PyThreadState_Get();
+      try {
+        sub.Call([] {
+          pyscope::Exec("raise KeyError('inside call')");
+          return 0;
+        });
+        FAIL("no exception");
+      } catch (const PythonError& error) {
+        CHECK(error.type_name() == "KeyError");
+        CHECK(PyThreadState_Get() == before);
+        CHECK(CurrentInterpreterId() == 0);
+        CHECK(PyErr_Occurred() == nullptr);
+      }
+    }
+    // The interpreter has no pending error afterwards.
+    CHECK(sub.Call([] { return PyErr_Occurred() == nullptr; }));
+    CHECK(sub.Call([] { return EvalLong("double(5)"); }) == 10);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int exit_code = 0;
+  if (pyscope_test::MaybeRunScenario(argc, argv, &exit_code)) {
+    return exit_code;
+  }
+  // One runtime for the whole suite, created and finalized on this thread.
+  pyscope::ScopedRuntime runtime(pyscope_test::TestOptions());
+  doctest::Context context(argc, argv);
+  const int result = context.run();
+  const absl::Status finalized = runtime.Finalize();
+  if (!finalized.ok()) {
+    std::fprintf(stderr, "finalization failed: %s\n",
+                 finalized.ToString().c_str());
+    return result != 0 ? result : 1;
+  }
+  return result;
+}
