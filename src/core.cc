@@ -12,6 +12,7 @@
 // handshake on `hard` keeps re-attachments (AllowThreads' destructor) out of
 // Py_FinalizeEx, which frees the thread states they would restore.
 
+#include <linux/membarrier.h>
 #include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -31,6 +32,28 @@
 
 namespace pyscope::detail {
 namespace {
+
+// Asymmetric fences (membarrier(2), Linux 4.14+). The attach side of the
+// gate runs on every cold acquisition and every AllowThreads exit; the
+// finalizer side runs once per finalization. With membarrier registered,
+// the attach side needs only a compiler fence and the finalizer forces a
+// full memory barrier on every running thread of the process; without it
+// (old kernels, seccomp), both sides use sequentially consistent fences.
+std::atomic<bool> membarrier_ready{false};
+
+void AttachFence() {
+  if (membarrier_ready.load(std::memory_order_relaxed)) {
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+  } else {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
+}
+
+// Marks the calling thread as attaching; the caller then reads the gate.
+void BeginAttaching(ThreadRecord& record) {
+  record.attaching.store(1, std::memory_order_relaxed);
+  AttachFence();
+}
 
 // True when `tstate`, the result of CurrentThreadStateUnchecked(), is
 // attached on the calling thread. From 3.12 the pointer is thread-local;
@@ -79,9 +102,9 @@ void ReattachOrEndThread(const Scope& scope, PyThreadState* tstate,
                          const char* guard) {
   ThreadRecord& record = *scope.record;
   Core& core = GetCore();
-  record.attaching.store(1, std::memory_order_seq_cst);
-  if (core.hard.load(std::memory_order_seq_cst) ||
-      core.generation.load(std::memory_order_seq_cst) !=
+  BeginAttaching(record);
+  if (core.hard.load(std::memory_order_relaxed) ||
+      core.generation.load(std::memory_order_relaxed) !=
           ImplOf(record).scope_generation) {
     record.attaching.store(0, std::memory_order_release);
     EndThreadAfterFinalization(scope, guard);
@@ -101,8 +124,10 @@ InterpControl* FindControlLocked(Core& core, PyInterpreterState* interp)
 
 // Frees the calling thread's cached thread states when it exits, where the
 // interpreter that owns them still runs (otherwise CPython freed them, or
-// the thread ending that interpreter deletes them).
-void ReleaseOwnedAtThreadExit(ThreadRecord& record) {
+// the thread ending that interpreter deletes them). Attaches by itself,
+// which Clang's analysis cannot follow (docs/compile_time.md).
+void ReleaseOwnedAtThreadExit(ThreadRecord& record)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
   Core& core = GetCore();
   RecordImpl& impl = ImplOf(record);
   for (;;) {
@@ -136,7 +161,7 @@ void ReleaseOwnedAtThreadExit(ThreadRecord& record) {
         control->active.push_back(&record);
       }
     }
-    record.attaching.store(1, std::memory_order_seq_cst);
+    BeginAttaching(record);
     const bool alive =
         core.state.load(std::memory_order_seq_cst) ==
             static_cast<int>(RuntimeState::kRunning) &&
@@ -156,6 +181,13 @@ void ReleaseOwnedAtThreadExit(ThreadRecord& record) {
   }
 }
 
+// The hot path reads only this pointer: a plain, initial-exec TLS word
+// costs one load, where the thread_local RecordHolder below costs a call to its
+// initialization wrapper and __tls_get_addr on every access from a shared
+// library. Cleared when the holder is destroyed at thread exit.
+__thread ThreadRecord* tls_record __attribute__((tls_model("initial-exec"))) =
+    nullptr;
+
 struct RecordHolder {
   ThreadRecord record;
   RecordImpl impl;
@@ -171,6 +203,7 @@ struct RecordHolder {
 
   ~RecordHolder() {
     ReleaseOwnedAtThreadExit(record);
+    tls_record = nullptr;
     Core& core = GetCore();
     absl::MutexLock lock(&core.mu);
     core.records.erase(
@@ -179,6 +212,12 @@ struct RecordHolder {
 };
 
 thread_local RecordHolder tls_holder;
+
+
+ThreadRecord* InitThisThread() {
+  tls_record = &tls_holder.record;
+  return tls_record;
+}
 
 std::atomic<MisuseHandler> misuse_handler{nullptr};
 
@@ -195,17 +234,34 @@ std::string Site(const SourceLocation& where) {
 
 }  // namespace
 
-Core& GetCore() {
-  // Never destroyed: thread-exit hooks may run after static destruction.
-  static Core* core = new Core;
-  return *core;
+void PrepareGateFences() {
+  if (membarrier_ready.load(std::memory_order_acquire)) return;
+  const long supported =
+      syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+  if (supported < 0 ||
+      (supported & MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0 ||
+      syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0,
+              0) != 0) {
+    return;
+  }
+  membarrier_ready.store(true, std::memory_order_release);
 }
 
-RecordImpl& ImplOf(ThreadRecord& record) {
-  return *static_cast<RecordImpl*>(record.impl);
+void GateFence() {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (membarrier_ready.load(std::memory_order_acquire)) {
+    syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+  }
+  std::atomic_thread_fence(std::memory_order_seq_cst);
 }
 
-ThreadRecord& ThisThread() noexcept { return tls_holder.record; }
+Core* const core_instance = new Core;
+
+ThreadRecord& ThisThread() noexcept {
+  ThreadRecord* record = tls_record;
+  if (__builtin_expect(record == nullptr, 0)) record = InitThisThread();
+  return *record;
+}
 
 std::string DescribeThread(const ThreadRecord& record) {
   char name[32] = "";
@@ -254,6 +310,13 @@ absl::Status RefusalFor(int state) {
 PyThreadState* ThreadStateFor(ThreadRecord& record, PyInterpreterState* interp,
                               uint64_t generation) {
   Core& core = GetCore();
+  RecordImpl& impl = ImplOf(record);
+  // Fast: the main-interpreter state this thread used before under this
+  // runtime (one pyscope owns, or the initializing thread's).
+  if (interp == core.main_interp && impl.main_generation == generation &&
+      impl.main_tstate != nullptr) {
+    return impl.main_tstate;
+  }
   PyThreadState* known = PyGILState_GetThisThreadState();
   if (interp == core.main_interp && known != nullptr &&
       PyThreadState_GetInterpreter(known) == interp) {
@@ -263,7 +326,6 @@ PyThreadState* ThreadStateFor(ThreadRecord& record, PyInterpreterState* interp,
       ThreadStateFor(record, core.main_interp, generation) == nullptr) {
     return nullptr;
   }
-  RecordImpl& impl = ImplOf(record);
   absl::MutexLock lock(&impl.mu);
   for (const OwnedThreadState& owned : impl.owned) {
     if (owned.interp == interp && owned.generation == generation) {
@@ -282,7 +344,13 @@ PyThreadState* ThreadStateFor(ThreadRecord& record, PyInterpreterState* interp,
   // every supported version), so a host's PyGILState_Ensure/Release pair on
   // this thread never deletes it under us.
   PyThreadState* created = PyThreadState_New(interp);
-  if (created != nullptr) impl.owned.push_back({interp, generation, created});
+  if (created != nullptr) {
+    impl.owned.push_back({interp, generation, created});
+    if (interp == core.main_interp) {
+      impl.main_tstate = created;
+      impl.main_generation = generation;
+    }
+  }
   return created;
 }
 
@@ -305,23 +373,26 @@ absl::Status Refuse(Scope& scope, Attachment* attachment, absl::Status why) {
 // Cold attach through the gate; `pick` chooses the thread state once the
 // gate admitted the thread.
 template <typename PickThreadState>
-absl::Status AttachCold(Scope& scope, const SourceLocation& where,
-                        Attachment* attachment, PickThreadState pick) {
+bool AttachCold(Scope& scope, const SourceLocation& where,
+                Attachment* attachment, absl::Status* error,
+                PickThreadState pick) {
   ThreadRecord& record = *scope.record;
   Core& core = GetCore();
-  record.attaching.store(1, std::memory_order_seq_cst);
-  const int state = core.state.load(std::memory_order_seq_cst);
+  BeginAttaching(record);
+  const int state = core.state.load(std::memory_order_relaxed);
   if (state != static_cast<int>(RuntimeState::kRunning)) {
     record.attaching.store(0, std::memory_order_release);
-    return Refuse(scope, attachment, RefusalFor(state));
+    *error = Refuse(scope, attachment, RefusalFor(state));
+    return false;
   }
   const uint64_t generation = core.generation.load(std::memory_order_acquire);
   PyThreadState* tstate = pick(generation);
   if (tstate == nullptr) {
     record.attaching.store(0, std::memory_order_release);
-    return Refuse(scope, attachment,
-                  absl::ResourceExhaustedError(
-                      "pyscope: PyThreadState_New failed (out of memory)"));
+    *error = Refuse(scope, attachment,
+                    absl::ResourceExhaustedError(
+                        "pyscope: PyThreadState_New failed (out of memory)"));
+    return false;
   }
   ImplOf(record).scope_generation = generation;
   record.site_file.store(where.file(), std::memory_order_relaxed);
@@ -334,7 +405,7 @@ absl::Status AttachCold(Scope& scope, const SourceLocation& where,
   record.holding = true;
   record.tstate = tstate;
   attachment->mode = AttachMode::kRestored;
-  return absl::OkStatus();
+  return true;
 }
 
 void Borrow(Scope& scope, PyThreadState* current, Attachment* attachment) {
@@ -356,8 +427,8 @@ void LeaveControl(InterpControl* control, ThreadRecord* record) {
 
 }  // namespace
 
-absl::Status AttachSlow(Scope& scope, const SourceLocation& where,
-                        Attachment* attachment) {
+bool AttachSlow(Scope& scope, const SourceLocation& where,
+                Attachment* attachment, absl::Status* error) {
   ThreadRecord& record = *scope.record;
   // 1. Inside AllowThreads on this thread: take the parked state back
   //    (Py_BLOCK_THREADS).
@@ -366,24 +437,29 @@ absl::Status AttachSlow(Scope& scope, const SourceLocation& where,
     record.holding = true;
     record.tstate = parked;
     attachment->mode = AttachMode::kRestored;
-    return absl::OkStatus();
+    return true;
   }
   // 2. Already attached by something pyscope did not do (running Python
   //    code called us; the host holds a PyGILState): borrow it.
   PyThreadState* current = compat::CurrentThreadStateUnchecked();
   if (IsAttachedHere(record, current)) {
     Borrow(scope, current, attachment);
-    return absl::OkStatus();
+    return true;
   }
   // 3. Cold: through the gate, with the thread's main-interpreter state.
-  return AttachCold(scope, where, attachment, [&record](uint64_t generation) {
-    return ThreadStateFor(record, GetCore().main_interp, generation);
-  });
+  return AttachCold(scope, where, attachment, error,
+                    [&record](uint64_t generation) {
+                      return ThreadStateFor(record, GetCore().main_interp,
+                                            generation);
+                    });
 }
 
+// Attaches or detaches the calling thread itself, which Clang's analysis
+// cannot follow (docs/compile_time.md).
 absl::Status EnterInterpreter(Scope& scope, InterpControl* control,
                               const SourceLocation& where,
-                              Attachment* attachment) {
+                              Attachment* attachment)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
   ThreadRecord& record = *scope.record;
   Core& core = GetCore();
   PyInterpreterState* interp = nullptr;
@@ -460,18 +536,21 @@ absl::Status EnterInterpreter(Scope& scope, InterpControl* control,
     attachment->mode = AttachMode::kRestored;
     return absl::OkStatus();
   }
-  absl::Status status =
-      AttachCold(scope, where, attachment, [&](uint64_t generation) {
-        return ThreadStateFor(record, interp, generation);
-      });
-  if (!status.ok()) {
+  absl::Status status;
+  if (!AttachCold(scope, where, attachment, &status,
+                  [&](uint64_t generation) {
+                    return ThreadStateFor(record, interp, generation);
+                  })) {
     LeaveControl(control, &record);
     attachment->interp = nullptr;
   }
   return status;
 }
 
-void DetachSlow(const Scope& scope, const Attachment& attachment) {
+// Attaches or detaches the calling thread itself, which Clang's analysis
+// cannot follow (docs/compile_time.md).
+void DetachSlow(const Scope& scope, const Attachment& attachment)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
   ThreadRecord& record = *scope.record;
   if (attachment.mode == AttachMode::kRestored) {
     // A thread that finalization ended while it waited for the GIL unwinds
@@ -493,8 +572,11 @@ void DetachSlow(const Scope& scope, const Attachment& attachment) {
   CloseScope(scope);
 }
 
+// Attaches or detaches the calling thread itself, which Clang's analysis
+// cannot follow (docs/compile_time.md).
 PyThreadState* DetachForAllowThreads(Scope& scope,
-                                     const SourceLocation& where) {
+                                     const SourceLocation& where)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
   ThreadRecord& record = *scope.record;
   if (!scope.prev_holding) {
     PyThreadState* current = compat::CurrentThreadStateUnchecked();
@@ -677,8 +759,11 @@ void WaitForAttachingThreads() {
   }
 }
 
+// Called with the GIL of `interp` (or the main one) held by the ending or
+// finalizing thread, which attached by itself: not visible to the analysis.
 void DeleteCachedThreadStates(PyInterpreterState* interp,
-                              PyThreadState* keep) {
+                              PyThreadState* keep)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
   Core& core = GetCore();
   const uint64_t generation = core.generation.load();
   absl::MutexLock lock(&core.mu);

@@ -37,6 +37,10 @@ struct RecordImpl {
   // under another generation (or after the point of no return) would touch
   // freed interpreter state.
   uint64_t scope_generation = 0;
+  // This thread's main-interpreter thread state under `main_generation`
+  // (pyscope-owned, or the initializing thread's), used without a lookup.
+  PyThreadState* main_tstate = nullptr;
+  uint64_t main_generation = 0;
 };
 
 // One per SubInterpreter; shared with the core's registry so finalization
@@ -86,8 +90,20 @@ struct Core {
   PyThreadState* init_tstate = nullptr;
 };
 
-Core& GetCore();
-RecordImpl& ImplOf(ThreadRecord& record);
+// The process-wide core. Created during libpyscope's static initialization
+// and never destroyed: thread-exit hooks may run after static destruction.
+extern Core* const core_instance;
+inline Core& GetCore() { return *core_instance; }
+
+// Registers the asymmetric fences of the attach gate (once per process).
+void PrepareGateFences();
+
+// The finalizer's side of the attach gate: after it stores a new gate state
+// and before it reads the threads' `attaching` flags.
+void GateFence();
+inline RecordImpl& ImplOf(ThreadRecord& record) {
+  return *static_cast<RecordImpl*>(record.impl);
+}
 
 // Status for a refused attachment in runtime state `state`.
 absl::Status RefusalFor(int state);

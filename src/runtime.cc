@@ -156,7 +156,7 @@ absl::Status BuildConfig(const RuntimeOptions& options, PyConfig* config) {
 // runtime without signal handlers keeps none when Python code (asyncio,
 // subprocess, ...) imports `signal` later. Requires the GIL, on the
 // initializing thread.
-absl::Status KeepDefaultSigint() {
+absl::Status KeepDefaultSigint() PYSCOPE_REQUIRES_GIL {
   PyObject* module = PyImport_ImportModule("signal");
   if (module == nullptr) return PythonError::FetchAndClear().status();
   PyObject* default_handler = PyObject_GetAttrString(module, "SIG_DFL");
@@ -173,7 +173,8 @@ absl::Status KeepDefaultSigint() {
 }
 
 // Inserts `paths` at the front of sys.path. Requires the GIL.
-absl::Status PrependSysPath(const std::vector<std::string>& paths) {
+absl::Status PrependSysPath(const std::vector<std::string>& paths)
+    PYSCOPE_REQUIRES_GIL {
   PyObject* sys_path = PySys_GetObject("path");  // borrowed
   if (sys_path == nullptr || !PyList_Check(sys_path)) {
     return absl::InternalError("pyscope: sys.path is not a list");
@@ -285,6 +286,8 @@ absl::Status ScopedRuntime::Initialize(bool adopt) {
     }
     PyConfig_Clear(&config);
     if (!status.ok()) return status;
+    // Py_InitializeFromConfig returned with this thread attached.
+    PYSCOPE_ASSERT_GIL_HELD();
     main_interp_ = PyInterpreterState_Main();
     if (!options_.prepend_sys_path.empty() &&
         options_.module_search_paths.empty()) {
@@ -306,10 +309,17 @@ absl::Status ScopedRuntime::Initialize(bool adopt) {
     init_tstate = PyEval_SaveThread();
   }
 
+  detail::PrepareGateFences();
   core.main_interp = main_interp_;
   core.init_record = &detail::ThisThread();
   core.init_tstate = init_tstate;
-  core.generation.fetch_add(1, std::memory_order_seq_cst);
+  const uint64_t generation =
+      core.generation.fetch_add(1, std::memory_order_seq_cst) + 1;
+  if (init_tstate != nullptr) {
+    detail::RecordImpl& impl = detail::ImplOf(*core.init_record);
+    impl.main_tstate = init_tstate;
+    impl.main_generation = generation;
+  }
   core.hard.store(false, std::memory_order_seq_cst);
   core.state.store(static_cast<int>(RuntimeState::kRunning),
                    std::memory_order_seq_cst);
@@ -369,6 +379,7 @@ absl::Status ScopedRuntime::Finalize() {
   // 1. Close the gate; 2. drain.
   core.state.store(static_cast<int>(RuntimeState::kFinalizing),
                    std::memory_order_seq_cst);
+  detail::GateFence();
   absl::Status result = detail::DrainAttachedThreads(options_.drain_deadline);
   // Every live sub-interpreter ends first (Py_FinalizeEx aborts on live ones
   // before 3.13). One that cannot end safely keeps Python from finalizing.
@@ -381,6 +392,7 @@ absl::Status ScopedRuntime::Finalize() {
   }
   // Point of no return: no re-attachment may start from here on.
   core.hard.store(true, std::memory_order_seq_cst);
+  detail::GateFence();
   detail::WaitForAttachingThreads();
 
   // 3. Exit callbacks, GIL held, Python fully working.
@@ -390,6 +402,7 @@ absl::Status ScopedRuntime::Finalize() {
   } else {
     PyEval_RestoreThread(core.init_tstate);
   }
+  PYSCOPE_ASSERT_GIL_HELD();
   self.holding = true;
   self.tstate = detail::compat::CurrentThreadStateUnchecked();
   std::vector<ExitCallback> callbacks;

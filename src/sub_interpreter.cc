@@ -35,7 +35,7 @@ bool IsLegacy(const SubInterpreterOptions& o) {
 // Creates the interpreter with the calling thread attached (as `before`);
 // on return the new interpreter's first thread state is current.
 PyThreadState* NewInterpreter(const SubInterpreterOptions& options,
-                              absl::Status* status) {
+                              absl::Status* status) PYSCOPE_REQUIRES_GIL {
   PyThreadState* created = nullptr;
 #if PY_VERSION_HEX >= 0x030C0000
   PyInterpreterConfig config = {};
@@ -69,7 +69,8 @@ PyThreadState* NewInterpreter(const SubInterpreterOptions& options,
 
 // Counts the thread states of `interp` other than `keep` that pyscope does
 // not own (daemon threads, states created by hand). Requires `interp`'s GIL.
-int ForeignThreadStates(InterpControl& control, PyThreadState* keep) {
+int ForeignThreadStates(InterpControl& control, PyThreadState* keep)
+    PYSCOPE_REQUIRES_GIL {
   Core& core = GetCore();
   std::vector<PyThreadState*> ours;
   {
@@ -94,19 +95,33 @@ int ForeignThreadStates(InterpControl& control, PyThreadState* keep) {
   return foreign;
 }
 
-// Runs threading._shutdown() if the interpreter imported threading: joins
-// the non-daemon Python threads started inside (what Py_EndInterpreter
-// would do, but before pyscope checks for leftover thread states).
-void JoinPythonThreads() {
+// Joins the non-daemon Python threads started inside the interpreter (what
+// Py_EndInterpreter's wait_for_thread_shutdown does, but before pyscope
+// checks for leftover thread states). threading._shutdown itself cannot be
+// used: Py_EndInterpreter calls it again, and from 3.12 a second call fails
+// ("assert tlock is not None").
+void JoinPythonThreads() PYSCOPE_REQUIRES_GIL {
   PyObject* modules = PyImport_GetModuleDict();  // borrowed
-  PyObject* threading = PyDict_GetItemString(modules, "threading");
-  if (threading == nullptr) return;
-  PyObject* result = PyObject_CallMethod(threading, "_shutdown", nullptr);
+  if (PyDict_GetItemString(modules, "threading") == nullptr) return;
+  PyObject* globals = PyDict_New();
+  if (globals == nullptr) {
+    PyErr_Clear();
+    return;
+  }
+  PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins());
+  PyObject* result = PyRun_String(
+      "import threading\n"
+      "for t in threading.enumerate():\n"
+      "    if (t is not threading.current_thread() and\n"
+      "            t is not threading.main_thread() and not t.daemon):\n"
+      "        t.join()\n",
+      Py_file_input, globals, globals);
   if (result == nullptr) {
     PyErr_Clear();
   } else {
     Py_DECREF(result);
   }
+  Py_DECREF(globals);
 }
 
 std::string DescribeActive(InterpControl& control)
@@ -118,9 +133,28 @@ std::string DescribeActive(InterpControl& control)
   return absl::StrJoin(threads, ", ");
 }
 
+// Removes and returns the calling thread's cached state for `interp`.
+PyThreadState* TakeOwnThreadState(ThreadRecord& record,
+                                  PyInterpreterState* interp) {
+  RecordImpl& impl = ImplOf(record);
+  const uint64_t generation = GetCore().generation.load();
+  absl::MutexLock lock(&impl.mu);
+  for (auto it = impl.owned.begin(); it != impl.owned.end(); ++it) {
+    if (it->interp == interp && it->generation == generation) {
+      PyThreadState* tstate = it->tstate;
+      impl.owned.erase(it);
+      return tstate;
+    }
+  }
+  return nullptr;
+}
+
 }  // namespace
 
-absl::Status EndInterpreter(InterpControl& control) {
+// Detaches from and re-attaches to interpreters by itself (SaveThread,
+// RestoreThread, Py_EndInterpreter), which the analysis cannot follow.
+absl::Status EndInterpreter(InterpControl& control)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
   Core& core = GetCore();
   ThreadRecord& record = ThisThread();
   {
@@ -183,7 +217,13 @@ absl::Status EndInterpreter(InterpControl& control) {
   PyThreadState* home =
       previous != nullptr ? previous
                           : ThreadStateFor(record, core.main_interp, generation);
-  PyThreadState* fresh = PyThreadState_New(control.interp);
+  // End with this thread's own cached state for the interpreter if it has
+  // one, else a new one. Reusing matters: if this thread first imported
+  // threading there, its thread state holds threading's main-thread sentinel
+  // lock, and Py_EndInterpreter's threading._shutdown() asserts the lock is
+  // still held; deleting the state first would release it.
+  PyThreadState* fresh = TakeOwnThreadState(record, control.interp);
+  if (fresh == nullptr) fresh = PyThreadState_New(control.interp);
   if (home == nullptr || fresh == nullptr) {
     finish(false);
     return absl::ResourceExhaustedError(

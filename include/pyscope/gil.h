@@ -129,7 +129,7 @@ class ABSL_SCOPED_LOCKABLE [[nodiscard]] GILGuard {
       attachment_.mode = detail::AttachMode::kNested;
       return;
     }
-    status_ = detail::AttachSlow(scope_, where_, &attachment_);
+    detail::AttachSlow(scope_, where_, &attachment_, &status_);
   }
 
   void Enter(detail::InterpControl* interp) {

@@ -99,13 +99,12 @@ inline Scope OpenScope() noexcept {
 // Attaches the calling thread for a GILGuard whose fast path did not apply
 // (`scope.prev_holding` is false): borrows a foreign attachment, re-attaches
 // a thread state parked by AllowThreads, or attaches from cold through the
-// gate. `interp` is the interpreter to attach to; null means "the one this
-// thread is in, else the main interpreter". On failure the scope is closed
-// again and the status says why (kFailedPrecondition: no runtime;
-// kUnavailable: finalization has begun).
-PYSCOPE_CORE_API absl::Status AttachSlow(Scope& scope,
-                                         const SourceLocation& where,
-                                         Attachment* attachment);
+// gate, to the interpreter this thread is in, else the main interpreter.
+// Returns false, with the scope closed again and `*error` saying why
+// (kFailedPrecondition: no runtime; kUnavailable: finalization has begun),
+// when the gate refuses; `*error` is untouched on success.
+PYSCOPE_CORE_API bool AttachSlow(Scope& scope, const SourceLocation& where,
+                                 Attachment* attachment, absl::Status* error);
 
 // Attaches the calling thread to the sub-interpreter `interp` for a
 // GILGuard(SubInterpreter&): nested if already in it, otherwise switching
