@@ -162,6 +162,9 @@ ALLOWED = [
            '(reads a field of a thread state the caller owns)'),
     _allow('PyThreadState_GetID', _INIT + '#c.PyThreadState_GetID',
            'the documented precondition is only "tstate must not be NULL"'),
+    _allow('PyInterpreterState_Main', _INIT + '#c.PyInterpreterState_Main',
+           'documented with no precondition: returns the runtime\'s main '
+           'interpreter, as needed for PyThreadState_New before attaching'),
     _allow('PyInterpreterState_Delete', _INIT + '#c.PyInterpreterState_Delete',
            '"The global interpreter lock need not be held"'),
     _allow('PyThreadState_Swap', _INIT + '#c.PyThreadState_Swap',

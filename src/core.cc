@@ -604,8 +604,11 @@ void ReattachAfterAllowThreads(const Scope& scope, PyThreadState* saved) {
   CloseScope(scope);
 }
 
+// Swaps thread states (from 3.12 also GILs), which Clang's analysis cannot
+// follow (docs/compile_time.md).
 PyThreadState* SwapIn(Scope& scope, PyThreadState* target,
-                      const SourceLocation& where) {
+                      const SourceLocation& where)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
   ThreadRecord& record = *scope.record;
   if (target == nullptr) {
     ReportMisuse(Misuse::kSwapWithoutGil, GuardKind::kThreadStateSwap, where,
@@ -627,8 +630,10 @@ PyThreadState* SwapIn(Scope& scope, PyThreadState* target,
   return previous;
 }
 
+// See SwapIn.
 void SwapBack(const Scope& scope, PyThreadState* target,
-              PyThreadState* previous, const SourceLocation& where) {
+              PyThreadState* previous, const SourceLocation& where)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
   if (previous == nullptr) {  // the constructor reported a misuse
     CloseScope(scope);
     return;

@@ -13,7 +13,7 @@ namespace {
 
 // str(object) as UTF-8, or a placeholder if that raises (the error is
 // cleared: formatting an exception must not replace it).
-std::string ToUtf8(PyObject* object) {
+std::string ToUtf8(PyObject* object) PYSCOPE_REQUIRES_GIL {
   if (object == nullptr) return "";
   PyObject* text = PyObject_Str(object);
   if (text == nullptr) {
@@ -28,7 +28,7 @@ std::string ToUtf8(PyObject* object) {
   return result;
 }
 
-std::string TypeName(PyObject* exception) {
+std::string TypeName(PyObject* exception) PYSCOPE_REQUIRES_GIL {
   PyTypeObject* type = Py_TYPE(exception);
   PyObject* module = PyObject_GetAttrString(reinterpret_cast<PyObject*>(type),
                                             "__module__");
@@ -56,7 +56,7 @@ std::string TypeName(PyObject* exception) {
   return absl::StrCat(module_name, ".", name);
 }
 
-std::string FormatTraceback(PyObject* exception) {
+std::string FormatTraceback(PyObject* exception) PYSCOPE_REQUIRES_GIL {
   PyObject* module = PyImport_ImportModule("traceback");
   if (module == nullptr) {
     PyErr_Clear();
@@ -122,7 +122,7 @@ void ThrowIfPythonError() {
 }
 
 namespace {
-PyObject* RunInMain(std::string_view code, int start) {
+PyObject* RunInMain(std::string_view code, int start) PYSCOPE_REQUIRES_GIL {
   PyObject* main_module = PyImport_AddModule("__main__");  // borrowed
   if (main_module == nullptr) return nullptr;
   PyObject* globals = PyModule_GetDict(main_module);  // borrowed
