@@ -22,6 +22,11 @@ namespace {
 
 using benchmark::RegisterBenchmark;
 
+// Benchmarks that start a thread per iteration but time only a sub-
+// microsecond part of it would start hundreds of thousands of threads to
+// fill the minimum time; a fixed count keeps them to a few seconds.
+constexpr int kThreadsPerRun = 2000;
+
 void RegisterAll() {
   constexpr bool kOwnGil = pyscope::detail::compat::kHasPerInterpreterGil;
 
@@ -34,9 +39,11 @@ void RegisterAll() {
   RegisterBenchmark("S0_blocks/absl_mutex_pair", S0AbslMutexPair);
   RegisterBenchmark("S0_blocks/std_mutex_pair", S0StdMutexPair);
   RegisterBenchmark("S0_first_lock/absl_mutex", S0FirstAbslLockOnNewThread)
-      ->UseManualTime();
+      ->UseManualTime()
+      ->Iterations(kThreadsPerRun);
   RegisterBenchmark("S0_first_lock/std_mutex", S0FirstStdLockOnNewThread)
-      ->UseManualTime();
+      ->UseManualTime()
+      ->Iterations(kThreadsPerRun);
 
   RegisterBenchmark("S1_nested/raw_gilstate", S1NestedRawGilState);
   RegisterBenchmark("S1_nested/pyscope", S1NestedPyscope);
@@ -53,10 +60,15 @@ void RegisterAll() {
 #endif
 
   RegisterBenchmark("S3_first/raw_gilstate", S3FirstRawGilState)
-      ->UseManualTime();
-  RegisterBenchmark("S3_first/pyscope", S3FirstPyscope)->UseManualTime();
+      ->UseManualTime()
+      ->Iterations(kThreadsPerRun);
+  RegisterBenchmark("S3_first/pyscope", S3FirstPyscope)
+      ->UseManualTime()
+      ->Iterations(kThreadsPerRun);
 #if PYSCOPE_BENCH_HAVE_PYBIND11
-  RegisterBenchmark("S3_first/pybind11", S3FirstPybind11)->UseManualTime();
+  RegisterBenchmark("S3_first/pybind11", S3FirstPybind11)
+      ->UseManualTime()
+      ->Iterations(kThreadsPerRun);
 #endif
   RegisterBenchmark("S3_repeated/raw_gilstate", S3RepeatedRawGilState);
   RegisterBenchmark("S3_repeated/raw_cached", S3RepeatedRawCached);

@@ -17,6 +17,7 @@ struct SharedRuntime {
   PyThreadState* main_tstate = nullptr;
   PyInterpreterState* main_interp = nullptr;
   PyObject* small = nullptr;
+  std::vector<void (*)()> after_start;
   std::vector<void (*)()> after_stop;
 };
 
@@ -31,19 +32,22 @@ void EnsureRuntime() {
   SharedRuntime& shared = Shared();
   if (shared.runtime != nullptr) return;
   shared.runtime = std::make_unique<pyscope::ScopedRuntime>();
-  pyscope::GILGuard gil;
-  shared.main_tstate = PyThreadState_Get();
-  shared.main_interp = PyThreadState_GetInterpreter(shared.main_tstate);
-  PyObject* globals = PyModule_GetDict(PyImport_AddModule("__main__"));
-  PyObject* result = PyRun_String("def small():\n    return 1\n", Py_file_input,
-                                  globals, globals);
-  if (result == nullptr) {
-    PyErr_Print();
-    std::abort();
+  {
+    pyscope::GILGuard gil;
+    shared.main_tstate = PyThreadState_Get();
+    shared.main_interp = PyThreadState_GetInterpreter(shared.main_tstate);
+    PyObject* globals = PyModule_GetDict(PyImport_AddModule("__main__"));
+    PyObject* result = PyRun_String("def small():\n    return 1\n",
+                                    Py_file_input, globals, globals);
+    if (result == nullptr) {
+      PyErr_Print();
+      std::abort();
+    }
+    Py_DECREF(result);
+    shared.small = PyDict_GetItemString(globals, "small");
+    Py_INCREF(shared.small);
   }
-  Py_DECREF(result);
-  shared.small = PyDict_GetItemString(globals, "small");
-  Py_INCREF(shared.small);
+  for (void (*hook)() : shared.after_start) hook();
 }
 
 void StopRuntime() {
@@ -63,6 +67,8 @@ void StopRuntime() {
   shared.main_interp = nullptr;
   for (void (*hook)() : shared.after_stop) hook();
 }
+
+void AddAfterStartHook(void (*hook)()) { Shared().after_start.push_back(hook); }
 
 void AddAfterStopHook(void (*hook)()) { Shared().after_stop.push_back(hook); }
 

@@ -36,8 +36,10 @@ void EnsureRuntime();
 // initialize and finalize Python themselves.
 void StopRuntime();
 
-// Registers `hook` to run right after the shared runtime was finalized
-// (pybind11 forgets its per-interpreter internals there).
+// Registers `hook` to run on the main thread right after the shared runtime
+// started (detached) or was finalized. pybind11 sets up and forgets its
+// per-interpreter internals there.
+void AddAfterStartHook(void (*hook)());
 void AddAfterStopHook(void (*hook)());
 
 // The main thread's thread state in the shared runtime (the one CPython

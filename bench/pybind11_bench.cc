@@ -28,9 +28,19 @@ void ForgetPybind11Internals() {
   }
 }
 
+// Sets up pybind11's internals on the main thread, as an embedding program
+// does by using pybind11 there first. pybind11 2.10 must not create them
+// on a thread without a thread state: get_internals() then records the
+// temporary PyGILState thread state it used, which is deleted right after,
+// and the next gil_scoped_acquire on that thread uses freed memory.
+void SetUpPybind11Internals() { py::gil_scoped_acquire gil; }
+
 }  // namespace
 
-void InstallPybind11Hooks() { AddAfterStopHook(&ForgetPybind11Internals); }
+void InstallPybind11Hooks() {
+  AddAfterStartHook(&SetUpPybind11Internals);
+  AddAfterStopHook(&ForgetPybind11Internals);
+}
 
 void S1NestedPybind11(benchmark::State& state) {
   EnsureRuntime();
