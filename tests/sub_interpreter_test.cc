@@ -489,6 +489,52 @@ TEST_CASE("GILGuard() from code running in a sub-interpreter stays there") {
   }
 }
 
+// From 3.12 CPython binds PyGILState to the thread state a thread attaches,
+// so C code that calls PyGILState_Ensure while the thread runs in a
+// sub-interpreter (a ctypes callback, an extension's callback) stays in that
+// sub-interpreter. pyscope's scopes must keep that working. (Before 3.12
+// PyGILState_Ensure inside a sub-interpreter deadlocks in CPython itself.)
+PYSCOPE_SCENARIO(PyGILStateInsideSubInterpreter) {
+  pyscope::ScopedRuntime runtime(pyscope_test::TestOptions());
+  for (const auto& [name, options] : CreatableOptions()) {
+    std::printf("options=%s\n", name);
+    SubInterpreter sub(options);
+    auto ensure_stays = [&sub] {
+      GILGuard gil(sub);
+      PyThreadState* before = PyThreadState_Get();
+      const PyGILState_STATE state = PyGILState_Ensure();
+      EXPECT_IN_CHILD(CurrentInterpreterId() == sub.id());
+      PyGILState_Release(state);
+      EXPECT_IN_CHILD(PyThreadState_Get() == before);
+    };
+    ensure_stays();  // on the creating thread
+    std::thread worker(ensure_stays);
+    worker.join();
+    if (!options.check_multi_interp_extensions) {
+      // _ctypes is a single-phase module: Legacy() interpreters only.
+      const absl::Status status = sub.TryExec(R"py(
+import ctypes
+callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(lambda x: 2 * x)
+doubled = callback(21)
+)py");
+      std::printf("ctypes=%s\n", status.ToString().c_str());
+      EXPECT_IN_CHILD(status.ok());
+      EXPECT_IN_CHILD(sub.Call([] { return EvalLong("doubled"); }) == 42);
+    }
+  }
+  return FinishScenario(runtime);
+}
+
+TEST_CASE("PyGILState_Ensure inside a sub-interpreter scope stays there") {
+  if (!kOwnGilAvailable) {
+    MESSAGE(
+        "CPython before 3.12 deadlocks in PyGILState_Ensure inside a "
+        "sub-interpreter; nothing for pyscope to keep");
+    return;
+  }
+  ExpectScenarioPasses("PyGILStateInsideSubInterpreter", absl::Seconds(20));
+}
+
 // --- Ending ---------------------------------------------------------------
 
 // Ending from another thread deletes the cached thread states of every
