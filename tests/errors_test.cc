@@ -116,8 +116,7 @@ TEST_SUITE("errors") {
     ScopedRuntime runtime(TestOptions());
     GILGuard gil;
     CHECK(pyscope::TryExec("ok = True").ok());
-    const absl::Status status =
-        pyscope::TryExec("def f():\n    1 / 0\nf()\n");
+    const absl::Status status = pyscope::TryExec("def f():\n    1 / 0\nf()\n");
     CHECK(status.code() == absl::StatusCode::kUnknown);
     const std::string message(status.message());
     CHECK(message.rfind("ZeroDivisionError: division by zero\n", 0) == 0);
@@ -162,8 +161,7 @@ PYSCOPE_SCENARIO(SystemExitDoesNotExit) {
                 error.message().c_str());
   }
   const absl::Status status = pyscope::TryExec("raise SystemExit(4)");
-  std::printf("tryexec=%s\n",
-              absl::StatusCodeToString(status.code()).c_str());
+  std::printf("tryexec=%s\n", absl::StatusCodeToString(status.code()).c_str());
   std::printf("still_running=%ld\n", EvalLong("40 + 2"));
   return 0;
 }

@@ -234,9 +234,8 @@ TEST_SUITE("finalization") {
     // The status names the thread and where its guard was created.
     const size_t line_at = child.out.find("guard_line=");
     REQUIRE(line_at != std::string::npos);
-    const std::string line =
-        child.out.substr(line_at + 11, child.out.find('\n', line_at) -
-                                           line_at - 11);
+    const std::string line = child.out.substr(
+        line_at + 11, child.out.find('\n', line_at) - line_at - 11);
     CHECK(child.out.find("\"stuck-worker\"") != std::string::npos);
     CHECK(child.out.find(absl::StrCat("finalization_test.cc:", line)) !=
           std::string::npos);

@@ -105,10 +105,9 @@ TEST_SUITE("gil") {
         pyscope::Exec("host_value = 7");
       }
       check_after_guard = PyGILState_Check();
-      PyObject* result = PyRun_String("host_value * 6", Py_eval_input,
-                                      PyModule_GetDict(PyImport_AddModule(
-                                          "__main__")),
-                                      nullptr);
+      PyObject* result = PyRun_String(
+          "host_value * 6", Py_eval_input,
+          PyModule_GetDict(PyImport_AddModule("__main__")), nullptr);
       value = result != nullptr ? PyLong_AsLong(result) : -1;
       Py_XDECREF(result);
       PyGILState_Release(state);
@@ -255,15 +254,14 @@ PyObject* Probe(PyObject*, PyObject*) {
   const bool same = PyThreadState_Get() == before;
   bool listed = false;
   for (const pyscope::AttachedThread& attached : pyscope::AttachedThreads()) {
-    if (static_cast<long>(attached.os_thread_id) ==
-        pyscope_test::ThreadId()) {
+    if (static_cast<long>(attached.os_thread_id) == pyscope_test::ThreadId()) {
       listed = true;
     }
   }
-  return Py_BuildValue(
-      "(kiOOi)", static_cast<unsigned long>(pthread_self()), level,
-      same ? Py_True : Py_False, listed ? Py_True : Py_False,
-      CountThreadStates(PyThreadState_GetInterpreter(before)));
+  return Py_BuildValue("(kiOOi)", static_cast<unsigned long>(pthread_self()),
+                       level, same ? Py_True : Py_False,
+                       listed ? Py_True : Py_False,
+                       CountThreadStates(PyThreadState_GetInterpreter(before)));
 }
 
 PyMethodDef probe_def = {"probe", &Probe, METH_NOARGS, nullptr};
@@ -301,8 +299,8 @@ for t in threads:
     // Borrowed attachments are not native attachments to drain.
     CHECK(EvalBool("not any(r[4] for r in results)"));
     // No thread state beyond the Python threads' own.
-    CHECK(EvalBool(absl::StrCat("all(r[5] <= ", base + 3,
-                                " for r in results)")));
+    CHECK(
+        EvalBool(absl::StrCat("all(r[5] <= ", base + 3, " for r in results)")));
     // From the main thread's own Python code: nested, same thread state.
     CHECK(EvalLong("probe()[1]") == 2);
   }
@@ -346,8 +344,7 @@ PYSCOPE_SCENARIO(GuardBeforeAnyRuntime) {
   } catch (const pyscope::Error& error) {
     std::printf("throwing=%s\n",
                 absl::StatusCodeToString(error.status().code()).c_str());
-    std::printf("message=%s\n",
-                std::string(error.status().message()).c_str());
+    std::printf("message=%s\n", std::string(error.status().message()).c_str());
   }
   GILGuard gil(std::nothrow);
   std::printf("nothrow_ok=%d\n", gil.ok());
@@ -455,8 +452,7 @@ TEST_SUITE("gil") {
           std::string::npos);
     CHECK(child.out.find("no pyscope::ScopedRuntime") != std::string::npos);
     CHECK(child.out.find("nothrow_ok=0\n") != std::string::npos);
-    CHECK(child.out.find("nothrow=FAILED_PRECONDITION\n") !=
-          std::string::npos);
+    CHECK(child.out.find("nothrow=FAILED_PRECONDITION\n") != std::string::npos);
     CHECK(child.out.find("level=0\n") != std::string::npos);
   }
 

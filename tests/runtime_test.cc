@@ -98,8 +98,7 @@ PYSCOPE_SCENARIO(HostSigintHandlerKept) {
               EvalString("signal.getsignal(signal.SIGINT)").c_str());
   struct sigaction now;
   sigaction(SIGINT, nullptr, &now);
-  std::printf("host_handler_kept=%d\n",
-              now.sa_handler == &HostSigintHandler);
+  std::printf("host_handler_kept=%d\n", now.sa_handler == &HostSigintHandler);
   return 0;
 }
 
@@ -239,8 +238,8 @@ TEST_SUITE("runtime") {
       GILGuard gil;
       pyscope::Exec("import os, sys");
       stdlib = EvalString("os.path.dirname(os.__file__)");
-      dynload = EvalString(
-          "[p for p in sys.path if p.endswith('lib-dynload')][0]");
+      dynload =
+          EvalString("[p for p in sys.path if p.endswith('lib-dynload')][0]");
     }
     const std::string extra = pyscope_test::MakeTempDir();
     pyscope_test::WriteFile(extra + "/pyscope_probe_exact.py", "VALUE = 5\n");
@@ -273,8 +272,8 @@ TEST_SUITE("runtime") {
     RuntimeOptions options = TestOptions();
     options.edit_config = [](PyConfig& config) {
       config.optimization_level = 2;
-      PyStatus status = PyConfig_SetBytesString(
-          &config, &config.pycache_prefix, "/nonexistent/pyscope-pycache");
+      PyStatus status = PyConfig_SetBytesString(&config, &config.pycache_prefix,
+                                                "/nonexistent/pyscope-pycache");
       if (PyStatus_Exception(status)) {
         return absl::InternalError("PyConfig_SetBytesString failed");
       }
@@ -436,8 +435,9 @@ sys.stdout = _FailingStdout()
     const absl::Status status = runtime.Finalize();
     CHECK(order == std::vector<int>{3, 1});
     CHECK(status.code() == absl::StatusCode::kInternal);
-    CHECK(std::string(status.message())
-              .find("exit callback failed on purpose") != std::string::npos);
+    CHECK(
+        std::string(status.message()).find("exit callback failed on purpose") !=
+        std::string::npos);
   }
 
   TEST_CASE("the runtime re-initializes in one process, 25 cycles") {
@@ -529,9 +529,9 @@ sys.stdout = _FailingStdout()
 PYSCOPE_SCENARIO(GilReleasedAfterConstruction) {
   ScopedRuntime runtime(TestOptions());
   // The constructing thread holds nothing...
-  std::printf("current_null=%d\n",
-              pyscope::detail::compat::CurrentThreadStateUnchecked() ==
-                  nullptr);
+  std::printf(
+      "current_null=%d\n",
+      pyscope::detail::compat::CurrentThreadStateUnchecked() == nullptr);
   // ...so another thread attaches at once.
   std::atomic<bool> attached{false};
   const auto start = std::chrono::steady_clock::now();
@@ -618,8 +618,7 @@ PYSCOPE_SCENARIO(BrokenStandardLibrary) {
   std::printf("ok=%d\n", created.ok());
   std::printf("code=%s\n",
               absl::StatusCodeToString(created.status().code()).c_str());
-  std::printf("message=%s\n",
-              std::string(created.status().message()).c_str());
+  std::printf("message=%s\n", std::string(created.status().message()).c_str());
   std::printf("still_running=1\n");
   return 0;
 }
@@ -732,8 +731,7 @@ TEST_SUITE("runtime") {
     CHECK(child.out.find("adopted=1 state=1\n") != std::string::npos);
     CHECK(child.out.find("borrowed_host_tstate=1\n") != std::string::npos);
     CHECK(child.out.find("host_still_attached=1\n") != std::string::npos);
-    CHECK(child.out.find("thread_states_with_worker=2\n") !=
-          std::string::npos);
+    CHECK(child.out.find("thread_states_with_worker=2\n") != std::string::npos);
     CHECK(child.out.find("exit_callback_x=41\n") != std::string::npos);
     CHECK(child.out.find("finalize=OK\n") != std::string::npos);
     // Finalizing an adopted runtime leaves Python to the host.

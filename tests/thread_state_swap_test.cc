@@ -25,7 +25,8 @@ using pyscope_test::TestOptions;
 // A thread state of the main interpreter made by hand, freed at scope exit.
 class HandMadeThreadState {
  public:
-  HandMadeThreadState() : tstate_(PyThreadState_New(PyInterpreterState_Main())) {}
+  HandMadeThreadState()
+      : tstate_(PyThreadState_New(PyInterpreterState_Main())) {}
   ~HandMadeThreadState() {
     PyThreadState_Clear(tstate_);
     PyThreadState_Delete(tstate_);
@@ -41,9 +42,10 @@ TEST_SUITE("thread_state_swap") {
     ScopedRuntime runtime(TestOptions());
     GILGuard gil;
     PyThreadState* original = PyThreadState_Get();
-    pyscope::Exec("import threading\nlocal = threading.local()\n"
-                  "local.owner = 'original'\n"
-                  "ident = threading.get_ident()");
+    pyscope::Exec(
+        "import threading\nlocal = threading.local()\n"
+        "local.owner = 'original'\n"
+        "ident = threading.get_ident()");
     HandMadeThreadState mine;
     {
       ThreadStateSwap swap(mine.get());

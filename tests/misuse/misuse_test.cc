@@ -93,8 +93,7 @@ TEST_SUITE("misuse") {
   }
 
   TEST_CASE("ThreadStateSwap whose thread state was deleted") {
-    ExpectReport("SwapTargetLost", "ThreadStateSwap",
-                 "lost its thread state");
+    ExpectReport("SwapTargetLost", "ThreadStateSwap", "lost its thread state");
   }
 
   TEST_CASE("ThreadStateSwap without the GIL") {
@@ -134,8 +133,8 @@ TEST_SUITE("misuse") {
           std::string::npos);
     CHECK(report.message.find("pyscope misuse (AllowThreadsWithoutGil): "
                               "AllowThreads created at ") == 0);
-    CHECK(report.message.find(absl::StrCat(
-              "on thread ", pyscope_test::ThreadId(), " (")) !=
+    CHECK(report.message.find(
+              absl::StrCat("on thread ", pyscope_test::ThreadId(), " (")) !=
           std::string::npos);
     // The thread is usable afterwards.
     CHECK(pyscope::detail::ThisThread().level == 0);

@@ -50,10 +50,10 @@ bool MaybeRunScenario(int argc, char** argv, int* exit_code);
 
 }  // namespace pyscope_test
 
-#define PYSCOPE_SCENARIO(name)                                          \
-  static int name##Scenario();                                          \
+#define PYSCOPE_SCENARIO(name)                                            \
+  static int name##Scenario();                                            \
   static const ::pyscope_test::ScenarioRegistrar name##ScenarioRegistrar( \
-      #name, &name##Scenario);                                          \
+      #name, &name##Scenario);                                            \
   static int name##Scenario()
 
 #endif  // PYSCOPE_TESTS_SUPPORT_SCENARIO_H_

@@ -87,10 +87,12 @@ ChildResult RunChild(const std::vector<std::string>& argv,
   }
 
   std::vector<char*> args;
-  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  for (const std::string& arg : argv)
+    args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);
   std::vector<char*> env;
-  for (char** entry = environ; *entry != nullptr; ++entry) env.push_back(*entry);
+  for (char** entry = environ; *entry != nullptr; ++entry)
+    env.push_back(*entry);
   for (const std::string& entry : extra_env) {
     env.push_back(const_cast<char*>(entry.c_str()));
   }
@@ -122,8 +124,8 @@ ChildResult RunChild(const std::vector<std::string>& argv,
   ::close(out_pipe[1]);
   ::close(err_pipe[1]);
   if (spawn_error != 0) {
-    result.error = absl::StrCat("posix_spawn ", argv[0], ": ",
-                                strerror(spawn_error));
+    result.error =
+        absl::StrCat("posix_spawn ", argv[0], ": ", strerror(spawn_error));
     ::close(out_pipe[0]);
     ::close(err_pipe[0]);
     return result;
