@@ -37,12 +37,19 @@ void AnnounceThread(const char* name) {
 
 void AnnounceSite(int line) { std::printf("site=%s:%d\n", __FILE__, line); }
 
+// Prints the id of the thread that created the guard (or runtime) when the
+// misuse is detected on another one.
+void AnnounceCreator() {
+  std::printf("creator=%ld\n", static_cast<long>(syscall(SYS_gettid)));
+}
+
 // std::optional constructs its value inside <optional>, so the guard's
 // default SourceLocation would name the library header; pass our own.
 #define HERE SourceLocation::Current(__FILE__, __LINE__, __func__)
 
 int DestroyedOnOtherThread() {
   ScopedRuntime runtime;
+  AnnounceCreator();
   std::optional<GILGuard> guard;
   AnnounceSite(__LINE__ + 1);
   guard.emplace(HERE);
@@ -77,6 +84,7 @@ int AllowThreadsWithoutGil() {
 }
 
 int FinalizeOnOtherThread() {
+  AnnounceCreator();
   AnnounceSite(__LINE__ + 1);
   ScopedRuntime runtime;
   std::thread other([&runtime] {

@@ -59,6 +59,12 @@ void ExpectReport(const std::string& misuse, const std::string& guard,
   CHECK(child.err.find(headline) != std::string::npos);
   CHECK(child.err.find(absl::StrCat(", on thread ", thread, ". ")) !=
         std::string::npos);
+  // When detected on another thread, the creating thread is named too.
+  const std::string creator = Field(child.out, "creator");
+  if (!creator.empty()) {
+    CHECK(child.err.find(absl::StrCat(" on thread ", creator, " (")) !=
+          std::string::npos);
+  }
   // A single line, printed once.
   const size_t first = child.err.find("pyscope misuse (");
   CHECK(child.err.find("pyscope misuse (", first + 1) == std::string::npos);
