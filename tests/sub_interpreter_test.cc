@@ -288,7 +288,7 @@ TEST_CASE("options needing 3.12 are refused before 3.12, others validated") {
 
 TEST_CASE("creation leaves the caller where it was and reports the options") {
   for (const auto& [name, options] : CreatableOptions()) {
-    CAPTURE(name);
+    INFO("options: " << name);
     PyThreadState* before_detached = Current();
     auto created = SubInterpreter::Create(options);
     REQUIRE(created.ok());
@@ -316,7 +316,7 @@ TEST_CASE("many threads enter at once, each with one cached thread state") {
   constexpr int kThreads = 8;
   constexpr int kEntries = 200;
   for (const auto& [name, options] : CreatableOptions()) {
-    CAPTURE(name);
+    INFO("options: " << name);
     SubInterpreter sub(options);
     sub.Exec("n = 0");
     std::atomic<bool> go{false};
@@ -393,7 +393,7 @@ TEST_CASE("own GILs let two interpreters run at the same time") {
 
 TEST_CASE("nesting main -> sub A -> sub B restores each level") {
   for (const auto& [name, options] : CreatableOptions()) {
-    CAPTURE(name);
+    INFO("options: " << name);
     SubInterpreter a(options);
     SubInterpreter b(options);
     a.Exec("where = 'A'");
@@ -475,7 +475,7 @@ TEST_CASE("GILGuard() from code running in a sub-interpreter stays there") {
                                   },
                                   METH_NOARGS, nullptr};
   for (const auto& [name, options] : CreatableOptions()) {
-    CAPTURE(name);
+    INFO("options: " << name);
     SubInterpreter sub(options);
     seen_id.store(-1);
     std::thread worker([&] {
@@ -533,6 +533,105 @@ TEST_CASE("PyGILState_Ensure inside a sub-interpreter scope stays there") {
     return;
   }
   ExpectScenarioPasses("PyGILStateInsideSubInterpreter", absl::Seconds(20));
+}
+
+// From 3.12 attaching a thread state also makes it the thread's PyGILState
+// state. After a sub-interpreter scope ends, the thread's binding must not
+// stay on the sub-interpreter's state: another thread may end the
+// interpreter and delete that state, leaving the binding dangling. (Only
+// pointers are compared here; nothing is dereferenced.)
+TEST_CASE("leaving a sub-interpreter scope leaves PyGILState off its state") {
+  for (const auto& [name, options] : CreatableOptions()) {
+    INFO("options: " << name);
+    SubInterpreter sub(options);
+    std::atomic<PyThreadState*> sub_state{nullptr};
+    std::atomic<PyThreadState*> bound_after{nullptr};
+    SUBCASE("entered from a detached thread") {
+      std::thread worker([&] {
+        {
+          GILGuard gil(sub);
+          sub_state.store(PyThreadState_Get());
+        }
+        bound_after.store(PyGILState_GetThisThreadState());
+      });
+      worker.join();
+    }
+    SUBCASE("entered inside AllowThreads") {
+      std::atomic<PyThreadState*> main_state{nullptr};
+      std::thread worker([&] {
+        GILGuard main_gil;
+        main_state.store(PyThreadState_Get());
+        AllowThreads nogil;
+        {
+          GILGuard gil(sub);
+          sub_state.store(PyThreadState_Get());
+        }
+        bound_after.store(PyGILState_GetThisThreadState());
+      });
+      worker.join();
+      CHECK(bound_after.load() == main_state.load());
+    }
+    SUBCASE("entered from the main interpreter") {
+      std::thread worker([&] {
+        GILGuard main_gil;
+        {
+          GILGuard gil(sub);
+          sub_state.store(PyThreadState_Get());
+        }
+        bound_after.store(PyGILState_GetThisThreadState());
+        CHECK(bound_after.load() == PyThreadState_Get());
+      });
+      worker.join();
+    }
+    CHECK(sub_state.load() != nullptr);
+    CHECK(bound_after.load() != sub_state.load());
+  }
+}
+
+// The same, with the interpreter ended by another thread while the thread
+// that used it waits inside AllowThreads; leaving AllowThreads re-attaches
+// the thread's main state, which on 3.12+ consults the PyGILState binding.
+PYSCOPE_SCENARIO(EndWhileUserWaitsInAllowThreads) {
+  pyscope::ScopedRuntime runtime(pyscope_test::TestOptions());
+  for (const auto& [name, options] : CreatableOptions()) {
+    std::printf("options=%s\n", name);
+    SubInterpreter sub(options);
+    std::atomic<bool> used{false};
+    std::atomic<bool> ended{false};
+    bool bound_to_sub = true;
+    bool back_in_main = false;
+    std::thread worker([&] {
+      GILGuard main_gil;
+      pyscope::Exec("import threading");
+      {
+        AllowThreads nogil;
+        PyThreadState* in_sub = nullptr;
+        {
+          GILGuard gil(sub);
+          pyscope::Exec("import threading");
+          in_sub = PyThreadState_Get();
+        }
+        used.store(true);
+        WaitFor(ended);
+        bound_to_sub = PyGILState_GetThisThreadState() == in_sub;
+      }
+      back_in_main = CurrentInterpreterId() == 0;
+      pyscope::Exec("x = 1");
+    });
+    EXPECT_IN_CHILD(WaitFor(used));
+    const absl::Status status = sub.End();
+    std::printf("end=%s\n", status.ToString().c_str());
+    EXPECT_IN_CHILD(status.ok());
+    ended.store(true);
+    worker.join();
+    EXPECT_IN_CHILD(!bound_to_sub);
+    EXPECT_IN_CHILD(back_in_main);
+  }
+  return FinishScenario(runtime);
+}
+
+TEST_CASE("End while a thread that used it waits inside AllowThreads") {
+  ExpectScenarioPasses("EndWhileUserWaitsInAllowThreads");
 }
 
 // --- Ending ---------------------------------------------------------------
@@ -610,7 +709,7 @@ TEST_CASE("End refuses new entries and waits for a scope on another thread") {
 
 TEST_CASE("End after its deadline names the thread; a later End succeeds") {
   for (const auto& [name, base] : CreatableOptions()) {
-    CAPTURE(name);
+    INFO("options: " << name);
     SubInterpreterOptions options = base;
     options.end_deadline = absl::Milliseconds(200);
     SubInterpreter sub(options);
@@ -687,7 +786,7 @@ TEST_CASE("End from a thread other than the one that created and used it") {
 
 TEST_CASE("End while holding the GIL of another interpreter restores it") {
   for (const auto& [name, options] : CreatableOptions()) {
-    CAPTURE(name);
+    INFO("options: " << name);
     SUBCASE("inside a GILGuard of the main interpreter") {
       SubInterpreter sub(options);
       GILGuard gil;
@@ -716,7 +815,7 @@ TEST_CASE("End while holding the GIL of another interpreter restores it") {
 
 TEST_CASE("End from inside a scope of that interpreter is refused") {
   for (const auto& [name, options] : CreatableOptions()) {
-    CAPTURE(name);
+    INFO("options: " << name);
     SubInterpreter sub(options);
     {
       GILGuard gil(sub);
@@ -735,7 +834,7 @@ TEST_CASE("End from inside a scope of that interpreter is refused") {
 
 TEST_CASE("End joins non-daemon Python threads started inside") {
   for (const auto& [name, options] : CreatableOptions()) {
-    CAPTURE(name);
+    INFO("options: " << name);
     marks.store(0);
     SubInterpreter sub(options);
     {
@@ -900,7 +999,7 @@ TEST_CASE("using a SubInterpreter after End is a status, never a crash") {
 
 TEST_CASE("the destructor ends the interpreter") {
   for (const auto& [name, options] : CreatableOptions()) {
-    CAPTURE(name);
+    INFO("options: " << name);
     int64_t id = -1;
     {
       SubInterpreter sub(options);
@@ -1010,7 +1109,7 @@ TEST_CASE("a single-phase extension module and sub-interpreters") {
 
 TEST_CASE("sys.modules, __main__ and sys.path are per interpreter") {
   for (const auto& [name, options] : CreatableOptions()) {
-    CAPTURE(name);
+    INFO("options: " << name);
     SubInterpreter a(options);
     SubInterpreter b(options);
     a.Exec(R"py(
@@ -1045,7 +1144,7 @@ seen = ('only_in_a' in sys.modules, '/only/in/a' in sys.path,
 
 TEST_CASE("Exec, TryExec and Call run in the interpreter") {
   for (const auto& [name, options] : CreatableOptions()) {
-    CAPTURE(name);
+    INFO("options: " << name);
     SubInterpreter sub(options);
     sub.Exec("def double(v):\n    return 2 * v\n");
     CHECK(sub.TryExec("value = double(21)").ok());
