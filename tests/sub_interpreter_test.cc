@@ -288,7 +288,7 @@ TEST_CASE("options needing 3.12 are refused before 3.12, others validated") {
 
 TEST_CASE("creation leaves the caller where it was and reports the options") {
   for (const auto& [name, options] : CreatableOptions()) {
-    INFO("options: " << name);
+    INFO("options: " << std::string(name));
     PyThreadState* before_detached = Current();
     auto created = SubInterpreter::Create(options);
     REQUIRE(created.ok());
@@ -316,7 +316,7 @@ TEST_CASE("many threads enter at once, each with one cached thread state") {
   constexpr int kThreads = 8;
   constexpr int kEntries = 200;
   for (const auto& [name, options] : CreatableOptions()) {
-    INFO("options: " << name);
+    INFO("options: " << std::string(name));
     SubInterpreter sub(options);
     sub.Exec("n = 0");
     std::atomic<bool> go{false};
@@ -393,7 +393,7 @@ TEST_CASE("own GILs let two interpreters run at the same time") {
 
 TEST_CASE("nesting main -> sub A -> sub B restores each level") {
   for (const auto& [name, options] : CreatableOptions()) {
-    INFO("options: " << name);
+    INFO("options: " << std::string(name));
     SubInterpreter a(options);
     SubInterpreter b(options);
     a.Exec("where = 'A'");
@@ -475,7 +475,7 @@ TEST_CASE("GILGuard() from code running in a sub-interpreter stays there") {
                                   },
                                   METH_NOARGS, nullptr};
   for (const auto& [name, options] : CreatableOptions()) {
-    INFO("options: " << name);
+    INFO("options: " << std::string(name));
     SubInterpreter sub(options);
     seen_id.store(-1);
     std::thread worker([&] {
@@ -542,7 +542,7 @@ TEST_CASE("PyGILState_Ensure inside a sub-interpreter scope stays there") {
 // pointers are compared here; nothing is dereferenced.)
 TEST_CASE("leaving a sub-interpreter scope leaves PyGILState off its state") {
   for (const auto& [name, options] : CreatableOptions()) {
-    INFO("options: " << name);
+    INFO("options: " << std::string(name));
     SubInterpreter sub(options);
     std::atomic<PyThreadState*> sub_state{nullptr};
     std::atomic<PyThreadState*> bound_after{nullptr};
@@ -709,7 +709,7 @@ TEST_CASE("End refuses new entries and waits for a scope on another thread") {
 
 TEST_CASE("End after its deadline names the thread; a later End succeeds") {
   for (const auto& [name, base] : CreatableOptions()) {
-    INFO("options: " << name);
+    INFO("options: " << std::string(name));
     SubInterpreterOptions options = base;
     options.end_deadline = absl::Milliseconds(200);
     SubInterpreter sub(options);
@@ -786,7 +786,7 @@ TEST_CASE("End from a thread other than the one that created and used it") {
 
 TEST_CASE("End while holding the GIL of another interpreter restores it") {
   for (const auto& [name, options] : CreatableOptions()) {
-    INFO("options: " << name);
+    INFO("options: " << std::string(name));
     SUBCASE("inside a GILGuard of the main interpreter") {
       SubInterpreter sub(options);
       GILGuard gil;
@@ -815,7 +815,7 @@ TEST_CASE("End while holding the GIL of another interpreter restores it") {
 
 TEST_CASE("End from inside a scope of that interpreter is refused") {
   for (const auto& [name, options] : CreatableOptions()) {
-    INFO("options: " << name);
+    INFO("options: " << std::string(name));
     SubInterpreter sub(options);
     {
       GILGuard gil(sub);
@@ -834,7 +834,7 @@ TEST_CASE("End from inside a scope of that interpreter is refused") {
 
 TEST_CASE("End joins non-daemon Python threads started inside") {
   for (const auto& [name, options] : CreatableOptions()) {
-    INFO("options: " << name);
+    INFO("options: " << std::string(name));
     marks.store(0);
     SubInterpreter sub(options);
     {
@@ -999,7 +999,7 @@ TEST_CASE("using a SubInterpreter after End is a status, never a crash") {
 
 TEST_CASE("the destructor ends the interpreter") {
   for (const auto& [name, options] : CreatableOptions()) {
-    INFO("options: " << name);
+    INFO("options: " << std::string(name));
     int64_t id = -1;
     {
       SubInterpreter sub(options);
@@ -1109,7 +1109,7 @@ TEST_CASE("a single-phase extension module and sub-interpreters") {
 
 TEST_CASE("sys.modules, __main__ and sys.path are per interpreter") {
   for (const auto& [name, options] : CreatableOptions()) {
-    INFO("options: " << name);
+    INFO("options: " << std::string(name));
     SubInterpreter a(options);
     SubInterpreter b(options);
     a.Exec(R"py(
@@ -1144,7 +1144,7 @@ seen = ('only_in_a' in sys.modules, '/only/in/a' in sys.path,
 
 TEST_CASE("Exec, TryExec and Call run in the interpreter") {
   for (const auto& [name, options] : CreatableOptions()) {
-    INFO("options: " << name);
+    INFO("options: " << std::string(name));
     SubInterpreter sub(options);
     sub.Exec("def double(v):\n    return 2 * v\n");
     CHECK(sub.TryExec("value = double(21)").ok());
