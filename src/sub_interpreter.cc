@@ -95,33 +95,21 @@ int ForeignThreadStates(InterpControl& control, PyThreadState* keep)
   return foreign;
 }
 
-// Joins the non-daemon Python threads started inside the interpreter (what
-// Py_EndInterpreter's wait_for_thread_shutdown does, but before pyscope
-// checks for leftover thread states). threading._shutdown itself cannot be
-// used: Py_EndInterpreter calls it again, and from 3.12 a second call fails
-// ("assert tlock is not None").
+// Runs threading._shutdown() if the interpreter imported threading, as
+// Py_EndInterpreter's wait_for_thread_shutdown would, but before pyscope
+// checks for leftover thread states: it runs threading's exit hooks (which
+// stop concurrent.futures workers; joining threads without them waits
+// forever) and joins the non-daemon threads.
 void JoinPythonThreads() PYSCOPE_REQUIRES_GIL {
   PyObject* modules = PyImport_GetModuleDict();  // borrowed
-  if (PyDict_GetItemString(modules, "threading") == nullptr) return;
-  PyObject* globals = PyDict_New();
-  if (globals == nullptr) {
-    PyErr_Clear();
-    return;
-  }
-  PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins());
-  PyObject* result = PyRun_String(
-      "import threading\n"
-      "for t in threading.enumerate():\n"
-      "    if (t is not threading.current_thread() and\n"
-      "            t is not threading.main_thread() and not t.daemon):\n"
-      "        t.join()\n",
-      Py_file_input, globals, globals);
+  PyObject* threading = PyDict_GetItemString(modules, "threading");
+  if (threading == nullptr) return;
+  PyObject* result = PyObject_CallMethod(threading, "_shutdown", nullptr);
   if (result == nullptr) {
     PyErr_Clear();
   } else {
     Py_DECREF(result);
   }
-  Py_DECREF(globals);
 }
 
 std::string DescribeActive(InterpControl& control)
@@ -241,6 +229,10 @@ absl::Status EndInterpreter(InterpControl& control)
   PyEval_RestoreThread(fresh);
   record.attaching.store(0, std::memory_order_release);
 
+  // Other threads' cached states go first: if one of those threads imported
+  // threading here, threading._shutdown() waits for its state's sentinel
+  // lock, which only deleting the state releases.
+  DeleteCachedThreadStates(control.interp, fresh);
   JoinPythonThreads();
   const int foreign = ForeignThreadStates(control, fresh);
   if (foreign > 0) {
@@ -257,6 +249,12 @@ absl::Status EndInterpreter(InterpControl& control)
         "thread\". Stop those threads and call End() again."));
   }
   DeleteCachedThreadStates(control.interp, fresh);
+  // threading._shutdown() ran above; Py_EndInterpreter would run it again,
+  // and on 3.12 a second run on the thread that imported threading fails
+  // ("assert tlock is not None", printed as an ignored exception).
+  if (PyDict_DelItemString(PyImport_GetModuleDict(), "threading") != 0) {
+    PyErr_Clear();
+  }
   PyInterpreterState* interp = control.interp;
   Py_EndInterpreter(fresh);
   // Py_EndInterpreter leaves no thread state current. Before 3.12 the
