@@ -395,13 +395,11 @@ PYSCOPE_SCENARIO(ThreadOutlivesRuntimes) {
     step = value;
     cv.notify_all();
   };
-  PyThreadState* first = nullptr;
   auto first_runtime = ScopedRuntime::Create(TestOptions());
   if (!first_runtime.ok()) return 1;
   std::thread worker([&] {
     {
       GILGuard gil;
-      first = PyThreadState_Get();
       pyscope::Exec("marker = 'first'");
     }
     advance(1);
