@@ -98,14 +98,30 @@ void CloseScope(const Scope& scope) {
 }
 
 // Re-attaches `tstate` on the calling thread with the gate handshake.
+// True for the finalizing thread while it runs the exit callbacks (the
+// only time it can be in a guard while finalizing): Python still works
+// until this thread itself calls Py_FinalizeEx, so an AllowThreads (or a
+// GILGuard nested in one) in a callback must get the GIL back, not end the
+// thread.
+bool IsFinalizerInExitCallbacks(ThreadRecord& record) {
+  Core& core = GetCore();
+  if (core.state.load(std::memory_order_acquire) !=
+      static_cast<int>(RuntimeState::kFinalizing)) {
+    return false;
+  }
+  absl::MutexLock lock(&core.mu);
+  return core.init_record == &record;
+}
+
 void ReattachOrEndThread(const Scope& scope, PyThreadState* tstate,
                          const char* guard) {
   ThreadRecord& record = *scope.record;
   Core& core = GetCore();
   BeginAttaching(record);
-  if (core.hard.load(std::memory_order_relaxed) ||
-      core.generation.load(std::memory_order_relaxed) !=
-          ImplOf(record).scope_generation) {
+  if ((core.hard.load(std::memory_order_relaxed) ||
+       core.generation.load(std::memory_order_relaxed) !=
+           ImplOf(record).scope_generation) &&
+      !IsFinalizerInExitCallbacks(record)) {
     record.attaching.store(0, std::memory_order_release);
     EndThreadAfterFinalization(scope, guard);
   }
