@@ -26,6 +26,7 @@
 
 namespace {
 
+using pyscope::AllowThreads;
 using pyscope::GILGuard;
 using pyscope::RuntimeOptions;
 using pyscope::RuntimeState;
@@ -603,6 +604,27 @@ TEST_SUITE("runtime") {
   }
 }
 
+PYSCOPE_SCENARIO(AllowThreadsInExitCallback) {
+  // An exit callback may release the GIL (to wait for something) and take
+  // it back: the finalizing thread is not a thread to end.
+  ScopedRuntime runtime(TestOptions());
+  runtime.AddExitCallback([] {
+    GILGuard gil;
+    pyscope::Exec("before = 1");
+    {
+      AllowThreads nogil;
+      std::printf("released=1\n");
+      {
+        GILGuard again;
+        pyscope::Exec("inside = 2");
+      }
+    }
+    std::printf("callback_value=%ld\n", EvalLong("before + inside"));
+  });
+  std::printf("finalize=%s\n", runtime.Finalize().ToString().c_str());
+  return 0;
+}
+
 PYSCOPE_SCENARIO(BrokenStandardLibrary) {
   // Passes pyscope's own check (encodings/__init__.py exists) but fails
   // inside CPython's initialization.
@@ -710,6 +732,16 @@ PYSCOPE_SCENARIO(AdoptHostRuntime) {
 }
 
 TEST_SUITE("runtime") {
+  TEST_CASE("an exit callback may release and re-take the GIL") {
+    ChildResult child = RunScenario("AllowThreadsInExitCallback");
+    INFO(child.Describe());
+    REQUIRE(child.ExitedWith(0));
+    CHECK(child.out ==
+          "released=1\n"
+          "callback_value=3\n"
+          "finalize=OK\n");
+  }
+
   TEST_CASE("a stdlib that fails inside CPython is a status, not an exit") {
     ChildResult child = RunScenario("BrokenStandardLibrary", absl::Seconds(20));
     INFO(child.Describe());
