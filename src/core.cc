@@ -443,6 +443,36 @@ void LeaveControl(InterpControl* control, ThreadRecord* record) {
 
 }  // namespace
 
+// See compat::kAttachRebindsGilState: after a sub-interpreter scope that
+// attached this thread (from cold, or under an AllowThreads), moves the
+// thread's PyGILState binding from `sub_tstate` to `home` (the parked state
+// the thread returns to) or, when null, to its main-interpreter state, by
+// attaching that state for a moment. Skipped once finalization passed its
+// point of no return (nothing may attach then; the runtime frees every
+// state).
+void RebindGilState(ThreadRecord& record, PyThreadState* sub_tstate,
+                    PyThreadState* home)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {  // attaches by itself
+  if (!compat::kAttachRebindsGilState ||
+      PyGILState_GetThisThreadState() != sub_tstate) {
+    return;
+  }
+  Core& core = GetCore();
+  BeginAttaching(record);
+  const uint64_t generation = core.generation.load(std::memory_order_relaxed);
+  if (!core.hard.load(std::memory_order_relaxed) &&
+      generation == ImplOf(record).scope_generation) {
+    if (home == nullptr) {
+      home = ThreadStateFor(record, core.main_interp, generation);
+    }
+    if (home != nullptr) {
+      PyEval_RestoreThread(home);
+      PyEval_SaveThread();
+    }
+  }
+  record.attaching.store(0, std::memory_order_release);
+}
+
 bool AttachSlow(Scope& scope, const SourceLocation& where,
                 Attachment* attachment, absl::Status* error) {
   ThreadRecord& record = *scope.record;
@@ -574,6 +604,9 @@ void DetachSlow(const Scope& scope, const Attachment& attachment)
     const bool lost = GetCore().hard.load(std::memory_order_acquire) &&
                       compat::CurrentThreadStateUnchecked() != record.tstate;
     if (!lost) PyEval_SaveThread();
+    if (!lost && attachment.interp != nullptr) {
+      RebindGilState(record, record.tstate, scope.prev_tstate);
+    }
     if (scope.prev_tstate == nullptr) {
       record.inside.store(record.inside.load(std::memory_order_relaxed) - 1,
                           std::memory_order_release);

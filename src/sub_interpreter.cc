@@ -384,6 +384,8 @@ absl::Status SubInterpreter::CreateInterpreter() {
   id_ = PyInterpreterState_GetID(interp);
   // Back to exactly where the caller was (3.12+: also back to its GIL).
   PyThreadState_Swap(before);
+  // (Attaching `before` also moved this thread's PyGILState binding back
+  // from the new interpreter's first state to `before`, from 3.12.)
   detail::AdoptThreadState(detail::ThisThread(), interp, created);
 
   control_ = std::make_shared<detail::InterpControl>();

@@ -58,6 +58,18 @@ inline constexpr bool kSwapSwitchesGil = PY_VERSION_HEX >= 0x030C0000;
 // Interpreters with their own GIL (PEP 684) exist from 3.12.
 inline constexpr bool kHasPerInterpreterGil = PY_VERSION_HEX >= 0x030C0000;
 
+// From 3.12, attaching a thread state makes it the OS thread's PyGILState
+// thread state (tstate_activate -> bind_gilstate_tstate in
+// Python/pystate.c), so PyGILState_Ensure inside a sub-interpreter scope
+// stays in that sub-interpreter. The binding stays after the thread
+// detaches; when a sub-interpreter scope ends detached, pyscope moves it to
+// the state the thread returns to (the one parked by an enclosing
+// AllowThreads, else its main-interpreter state), so that no thread's slot
+// points at a state another thread may delete by ending the interpreter.
+// Before 3.12 the binding is made only when a thread's first state is
+// created, and pyscope creates the main-interpreter one first.
+inline constexpr bool kAttachRebindsGilState = PY_VERSION_HEX >= 0x030C0000;
+
 // Fetches and clears the raised exception as a single (normalized) object,
 // or returns null when none is set. Requires the GIL.
 inline PyObject* FetchRaisedException() {
