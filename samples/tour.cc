@@ -20,6 +20,13 @@ static long Counter() PYSCOPE_REQUIRES_GIL {
   return result;
 }
 
+// A helper that does not know whether its caller holds the GIL: its guard
+// is nested (a counter increment) when the caller does.
+static void Increment() {
+  pyscope::GILGuard gil;
+  pyscope::Exec("counter += 1");
+}
+
 int main() {
   // 1. The runtime: isolated from the environment, GIL released on return.
   pyscope::ScopedRuntime python;
@@ -33,10 +40,7 @@ int main() {
     std::printf("GILGuard: attached; Python sees this thread as %lu\n",
                 PyLong_AsUnsignedLong(ident));
     Py_DECREF(ident);
-    {
-      pyscope::GILGuard nested;  // reentrant: a counter increment
-      pyscope::Exec("counter += 1");
-    }
+    Increment();  // takes its own GILGuard: reentrant, a counter increment
     std::printf("GILGuard: nested guard ran, counter = %ld\n", Counter());
 
     // 3. AllowThreads: release the GIL while a native thread uses Python.

@@ -11,6 +11,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "pyscope/annotations.h"
+
 #if PY_VERSION_HEX < 0x03090000
 #error "pyscope supports CPython 3.9 and newer"
 #endif
@@ -72,7 +74,7 @@ inline constexpr bool kAttachRebindsGilState = PY_VERSION_HEX >= 0x030C0000;
 
 // Fetches and clears the raised exception as a single (normalized) object,
 // or returns null when none is set. Requires the GIL.
-inline PyObject* FetchRaisedException() {
+inline PyObject* FetchRaisedException() PYSCOPE_REQUIRES_GIL {
 #if PY_VERSION_HEX >= 0x030C0000
   return PyErr_GetRaisedException();
 #else
