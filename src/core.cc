@@ -49,6 +49,8 @@ void AttachFence() {
   }
 }
 
+void LeaveControl(InterpControl* control, ThreadRecord* record);
+
 // Marks the calling thread as attaching; the caller then reads the gate.
 void BeginAttaching(ThreadRecord& record) {
   record.attaching.store(1, std::memory_order_relaxed);
@@ -65,7 +67,7 @@ bool IsAttachedHere(ThreadRecord& record, PyThreadState* tstate) {
   if (tstate == record.tstate) return true;
   if (tstate == PyGILState_GetThisThreadState()) return true;
   RecordImpl& impl = ImplOf(record);
-  absl::MutexLock lock(&impl.mu);
+  CoreLock lock(&impl.mu);
   for (const OwnedThreadState& owned : impl.owned) {
     if (owned.tstate == tstate) return true;
   }
@@ -109,7 +111,7 @@ bool IsFinalizerInExitCallbacks(ThreadRecord& record) {
       static_cast<int>(RuntimeState::kFinalizing)) {
     return false;
   }
-  absl::MutexLock lock(&core.mu);
+  CoreLock lock(&core.mu);
   return core.init_record == &record;
 }
 
@@ -151,8 +153,8 @@ void ReleaseOwnedAtThreadExit(ThreadRecord& record)
     InterpControl* control = nullptr;
     {
       // Lock order: core.mu, then a record's mu, then a control's mu.
-      absl::MutexLock core_lock(&core.mu);
-      absl::MutexLock lock(&impl.mu);
+      CoreLock core_lock(&core.mu);
+      CoreLock lock(&impl.mu);
       if (impl.owned.empty()) return;
       // Sub-interpreter states first: their interpreters need the main one.
       auto it = std::find_if(impl.owned.begin(), impl.owned.end(),
@@ -168,7 +170,7 @@ void ReleaseOwnedAtThreadExit(ThreadRecord& record)
       if (entry.interp != core.main_interp) {
         control = FindControlLocked(core, entry.interp);
         if (control == nullptr) continue;  // ended: freed by CPython
-        absl::MutexLock control_lock(&control->mu);
+        CoreLock control_lock(&control->mu);
         if (control->ended) continue;
         if (control->ending) {
           core.orphans.push_back({entry.interp, entry.tstate});
@@ -190,9 +192,7 @@ void ReleaseOwnedAtThreadExit(ThreadRecord& record)
     }
     record.attaching.store(0, std::memory_order_release);
     if (control != nullptr) {
-      absl::MutexLock control_lock(&control->mu);
-      control->active.erase(std::find(control->active.begin(),
-                                      control->active.end(), &record));
+      LeaveControl(control, &record);
     }
   }
 }
@@ -213,7 +213,7 @@ struct RecordHolder {
     record.impl = &impl;
     impl.handle = static_cast<unsigned long>(pthread_self());
     Core& core = GetCore();
-    absl::MutexLock lock(&core.mu);
+    CoreLock lock(&core.mu);
     core.records.push_back(&record);
   }
 
@@ -221,7 +221,7 @@ struct RecordHolder {
     ReleaseOwnedAtThreadExit(record);
     tls_record = nullptr;
     Core& core = GetCore();
-    absl::MutexLock lock(&core.mu);
+    CoreLock lock(&core.mu);
     core.records.erase(
         std::find(core.records.begin(), core.records.end(), &record));
   }
@@ -342,7 +342,7 @@ PyThreadState* ThreadStateFor(ThreadRecord& record, PyInterpreterState* interp,
       ThreadStateFor(record, core.main_interp, generation) == nullptr) {
     return nullptr;
   }
-  absl::MutexLock lock(&impl.mu);
+  CoreLock lock(&impl.mu);
   for (const OwnedThreadState& owned : impl.owned) {
     if (owned.interp == interp && owned.generation == generation) {
       return owned.tstate;
@@ -373,7 +373,7 @@ PyThreadState* ThreadStateFor(ThreadRecord& record, PyInterpreterState* interp,
 void AdoptThreadState(ThreadRecord& record, PyInterpreterState* interp,
                       PyThreadState* tstate) {
   RecordImpl& impl = ImplOf(record);
-  absl::MutexLock lock(&impl.mu);
+  CoreLock lock(&impl.mu);
   impl.owned.push_back(
       {interp, GetCore().generation.load(std::memory_order_acquire), tstate});
 }
@@ -436,9 +436,10 @@ void Borrow(Scope& scope, PyThreadState* current, Attachment* attachment) {
 }
 
 void LeaveControl(InterpControl* control, ThreadRecord* record) {
-  absl::MutexLock lock(&control->mu);
+  CoreLock lock(&control->mu);
   auto& active = control->active;
   active.erase(std::find(active.begin(), active.end(), record));
+  if (control->ending && active.empty()) control->idle.notify_all();
 }
 
 }  // namespace
@@ -510,7 +511,7 @@ absl::Status EnterInterpreter(Scope& scope, InterpControl* control,
   Core& core = GetCore();
   PyInterpreterState* interp = nullptr;
   {
-    absl::MutexLock lock(&control->mu);
+    CoreLock lock(&control->mu);
     if (control->ended || control->interp == nullptr) {
       return Refuse(scope, attachment,
                     absl::FailedPreconditionError(absl::StrCat(
@@ -766,7 +767,7 @@ absl::Status DrainAttachedThreads(absl::Duration deadline) {
   for (;;) {
     std::vector<std::string> busy;
     {
-      absl::MutexLock lock(&core.mu);
+      CoreLock lock(&core.mu);
       for (ThreadRecord* record : core.records) {
         if (record == self) continue;
         if (record->attaching.load(std::memory_order_seq_cst) != 0 ||
@@ -800,7 +801,7 @@ void WaitForAttachingThreads() {
   for (;;) {
     bool any = false;
     {
-      absl::MutexLock lock(&core.mu);
+      CoreLock lock(&core.mu);
       for (ThreadRecord* record : core.records) {
         if (record != self &&
             record->attaching.load(std::memory_order_seq_cst) != 0) {
@@ -820,14 +821,14 @@ void DeleteCachedThreadStates(PyInterpreterState* interp,
     ABSL_NO_THREAD_SAFETY_ANALYSIS {
   Core& core = GetCore();
   const uint64_t generation = core.generation.load();
-  absl::MutexLock lock(&core.mu);
+  CoreLock lock(&core.mu);
   for (ThreadRecord* record : core.records) {
     if (interp == nullptr &&
         record->inside.load(std::memory_order_acquire) != 0) {
       continue;
     }
     RecordImpl& impl = ImplOf(*record);
-    absl::MutexLock owned_lock(&impl.mu);
+    CoreLock owned_lock(&impl.mu);
     for (auto it = impl.owned.begin(); it != impl.owned.end();) {
       const bool match = it->generation == generation &&
                          (interp == nullptr || it->interp == interp) &&
@@ -885,7 +886,7 @@ MisuseHandler SetMisuseHandler(MisuseHandler handler) {
 std::vector<AttachedThread> AttachedThreads() {
   detail::Core& core = detail::GetCore();
   std::vector<AttachedThread> result;
-  absl::MutexLock lock(&core.mu);
+  detail::CoreLock lock(&core.mu);
   for (detail::ThreadRecord* record : core.records) {
     if (record->inside.load(std::memory_order_acquire) == 0) continue;
     char name[32] = "";

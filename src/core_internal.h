@@ -9,7 +9,9 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -21,6 +23,43 @@
 
 namespace pyscope::detail {
 
+// The core's locks: std::mutex with Abseil's thread-safety annotations.
+// They are held for a few instructions on attach paths (a sub-interpreter
+// entry takes two), where Debian's Abseil 20220623 absl::Mutex costs ~45 ns
+// per uncontended lock/unlock pair (deadlock detection is on by default)
+// against ~2.5 ns for std::mutex, and creates a per-thread identity on a
+// thread's first lock (~0.5 us). See docs/performance.md (scenario 6).
+class ABSL_LOCKABLE CoreMutex {
+ public:
+  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
+  void Unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
+  std::mutex& native() { return mu_; }
+
+ private:
+  std::mutex mu_;
+};
+
+class ABSL_SCOPED_LOCKABLE CoreLock {
+ public:
+  explicit CoreLock(CoreMutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu)
+      : mu_(mu) {
+    mu_->Lock();
+  }
+  ~CoreLock() ABSL_UNLOCK_FUNCTION() {
+    if (mu_ != nullptr) mu_->Unlock();
+  }
+  // Unlocks before the end of the scope.
+  void Release() ABSL_UNLOCK_FUNCTION() {
+    mu_->Unlock();
+    mu_ = nullptr;
+  }
+  CoreLock(const CoreLock&) = delete;
+  CoreLock& operator=(const CoreLock&) = delete;
+
+ private:
+  CoreMutex* mu_;
+};
+
 // A thread state pyscope created for one (thread, interpreter, generation).
 struct OwnedThreadState {
   PyInterpreterState* interp;
@@ -30,7 +69,7 @@ struct OwnedThreadState {
 
 // The core-side half of a ThreadRecord.
 struct RecordImpl {
-  absl::Mutex mu;
+  CoreMutex mu;
   std::vector<OwnedThreadState> owned ABSL_GUARDED_BY(mu);
   unsigned long handle = 0;  // pthread_t
   // The generation under which the outermost scope attached; a re-attach
@@ -46,7 +85,7 @@ struct RecordImpl {
 // One per SubInterpreter; shared with the core's registry so finalization
 // can end interpreters whose owner is still alive.
 struct InterpControl {
-  absl::Mutex mu;
+  CoreMutex mu;
   PyInterpreterState* interp = nullptr;  // null once ended
   int64_t id = -1;
   uint64_t generation = 0;
@@ -58,6 +97,8 @@ struct InterpControl {
   // thread state for it at thread exit).
   std::vector<ThreadRecord*> active ABSL_GUARDED_BY(mu);
   absl::Duration end_deadline = absl::Seconds(5);
+  // Signalled when `active` becomes empty while `ending`.
+  std::condition_variable idle;
 };
 
 // Ends the interpreter of `control` (SubInterpreter::End).
@@ -71,7 +112,7 @@ struct OrphanThreadState {
 };
 
 struct Core {
-  absl::Mutex mu;
+  CoreMutex mu;
   std::vector<ThreadRecord*> records ABSL_GUARDED_BY(mu);
   std::vector<std::function<void()>> exit_callbacks ABSL_GUARDED_BY(mu);
   const void* live_runtime ABSL_GUARDED_BY(mu) = nullptr;

@@ -238,7 +238,7 @@ absl::StatusOr<std::unique_ptr<ScopedRuntime>> ScopedRuntime::Adopt(
 absl::Status ScopedRuntime::Initialize(bool adopt) {
   Core& core = GetCore();
   {
-    absl::ReleasableMutexLock lock(&core.mu);
+    detail::CoreLock lock(&core.mu);
     if (core.live_runtime != nullptr) {
       lock.Release();
       detail::ReportMisuse(
@@ -252,7 +252,7 @@ absl::Status ScopedRuntime::Initialize(bool adopt) {
     core.live_runtime = this;
   }
   auto release_claim = absl::MakeCleanup([&core] {
-    absl::MutexLock lock(&core.mu);
+    detail::CoreLock lock(&core.mu);
     core.live_runtime = nullptr;
   });
 
@@ -340,7 +340,7 @@ ScopedRuntime::~ScopedRuntime() {
 
 void ScopedRuntime::AddExitCallback(ExitCallback callback) {
   Core& core = GetCore();
-  absl::MutexLock lock(&core.mu);
+  detail::CoreLock lock(&core.mu);
   core.exit_callbacks.push_back(std::move(callback));
 }
 
@@ -387,7 +387,7 @@ absl::Status ScopedRuntime::Finalize() {
   if (!subs.ok() && result.ok()) result = subs;
   bool subs_alive = false;
   {
-    absl::MutexLock lock(&core.mu);
+    detail::CoreLock lock(&core.mu);
     subs_alive = !core.interps.empty();
   }
   // Point of no return: no re-attachment may start from here on.
@@ -407,7 +407,7 @@ absl::Status ScopedRuntime::Finalize() {
   self.tstate = detail::compat::CurrentThreadStateUnchecked();
   std::vector<ExitCallback> callbacks;
   {
-    absl::MutexLock lock(&core.mu);
+    detail::CoreLock lock(&core.mu);
     callbacks.swap(core.exit_callbacks);
   }
   for (auto it = callbacks.rbegin(); it != callbacks.rend(); ++it) {
@@ -470,7 +470,7 @@ absl::Status ScopedRuntime::Finalize() {
   core.state.store(static_cast<int>(RuntimeState::kFinalized),
                    std::memory_order_seq_cst);
   {
-    absl::MutexLock lock(&core.mu);
+    detail::CoreLock lock(&core.mu);
     core.init_record = nullptr;
     core.live_runtime = nullptr;
   }

@@ -7,7 +7,9 @@
 
 #include "pyscope/sub_interpreter.h"
 
+#include <chrono>
 #include <cstdio>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -74,10 +76,10 @@ int ForeignThreadStates(InterpControl& control, PyThreadState* keep)
   Core& core = GetCore();
   std::vector<PyThreadState*> ours;
   {
-    absl::MutexLock lock(&core.mu);
+    CoreLock lock(&core.mu);
     for (ThreadRecord* record : core.records) {
       RecordImpl& impl = ImplOf(*record);
-      absl::MutexLock owned_lock(&impl.mu);
+      CoreLock owned_lock(&impl.mu);
       for (const OwnedThreadState& owned : impl.owned) {
         if (owned.interp == control.interp) ours.push_back(owned.tstate);
       }
@@ -126,7 +128,7 @@ PyThreadState* TakeOwnThreadState(ThreadRecord& record,
                                   PyInterpreterState* interp) {
   RecordImpl& impl = ImplOf(record);
   const uint64_t generation = GetCore().generation.load();
-  absl::MutexLock lock(&impl.mu);
+  CoreLock lock(&impl.mu);
   for (auto it = impl.owned.begin(); it != impl.owned.end(); ++it) {
     if (it->interp == interp && it->generation == generation) {
       PyThreadState* tstate = it->tstate;
@@ -146,7 +148,7 @@ absl::Status EndInterpreter(InterpControl& control)
   Core& core = GetCore();
   ThreadRecord& record = ThisThread();
   {
-    absl::MutexLock lock(&control.mu);
+    std::unique_lock<std::mutex> lock(control.mu.native());
     if (control.ended) return absl::OkStatus();
     if (control.end_in_progress) {
       return absl::UnavailableError(absl::StrCat(
@@ -163,11 +165,15 @@ absl::Status EndInterpreter(InterpControl& control)
     control.ending = true;
     control.end_in_progress = true;
     // Wait for scopes on other threads to leave.
-    const absl::Time deadline = absl::Now() + control.end_deadline;
-    auto idle = [&control]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(control.mu) {
-      return control.active.empty();
-    };
-    if (!control.mu.AwaitWithDeadline(absl::Condition(&idle), deadline)) {
+    const auto deadline = std::chrono::steady_clock::now() +
+                          absl::ToChronoNanoseconds(control.end_deadline);
+    // (The lambda runs with control.mu held by `lock`; the analysis cannot
+    // see through std::unique_lock.)
+    if (!control.idle.wait_until(
+            lock, deadline,
+            [&control]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+              return control.active.empty();
+            })) {
       control.end_in_progress = false;
       return absl::DeadlineExceededError(absl::StrCat(
           "pyscope: sub-interpreter ", control.id, " was not ended: after ",
@@ -177,7 +183,7 @@ absl::Status EndInterpreter(InterpControl& control)
     }
   }
   auto finish = [&control](bool ended) {
-    absl::MutexLock lock(&control.mu);
+    CoreLock lock(&control.mu);
     control.end_in_progress = false;
     if (ended) {
       control.ended = true;
@@ -264,7 +270,7 @@ absl::Status EndInterpreter(InterpControl& control)
   PyThreadState_Swap(home);
   if (previous == nullptr) PyEval_SaveThread();
   {
-    absl::MutexLock lock(&core.mu);
+    CoreLock lock(&core.mu);
     auto& interps = core.interps;
     interps.erase(std::remove_if(interps.begin(), interps.end(),
                                  [interp](const auto& c) {
@@ -280,7 +286,7 @@ absl::Status EndAllInterpreters() {
   std::vector<std::shared_ptr<InterpControl>> interps;
   {
     Core& core = GetCore();
-    absl::MutexLock lock(&core.mu);
+    CoreLock lock(&core.mu);
     interps = core.interps;
   }
   absl::Status result;
@@ -393,7 +399,7 @@ absl::Status SubInterpreter::CreateInterpreter() {
   control_->id = id_;
   control_->generation = core.generation.load(std::memory_order_acquire);
   control_->end_deadline = options_.end_deadline;
-  absl::MutexLock lock(&core.mu);
+  detail::CoreLock lock(&core.mu);
   core.interps.push_back(control_);
   return absl::OkStatus();
 }
@@ -414,13 +420,13 @@ absl::Status SubInterpreter::End() {
 
 bool SubInterpreter::alive() const {
   if (control_ == nullptr) return false;
-  absl::MutexLock lock(&control_->mu);
+  detail::CoreLock lock(&control_->mu);
   return !control_->ended;
 }
 
 PyInterpreterState* SubInterpreter::interpreter_state() const {
   if (control_ == nullptr) return nullptr;
-  absl::MutexLock lock(&control_->mu);
+  detail::CoreLock lock(&control_->mu);
   return control_->interp;
 }
 

@@ -95,6 +95,7 @@ std::atomic<int> marks{0};
 // wait_for_flag(timeout_seconds) -> bool: spins until set_flag() was called
 // in any interpreter, WITHOUT releasing the GIL of the calling interpreter.
 PyObject* WaitForFlag(PyObject*, PyObject* arg) {
+  PYSCOPE_ASSERT_GIL_HELD();  // called by CPython with the GIL held
   const double seconds = PyFloat_AsDouble(arg);
   if (seconds == -1.0 && PyErr_Occurred() != nullptr) return nullptr;
   waiter_started.store(true);
@@ -287,7 +288,9 @@ TEST_CASE("options needing 3.12 are refused before 3.12, others validated") {
 }
 
 TEST_CASE("creation leaves the caller where it was and reports the options") {
-  for (const auto& [name, options] : CreatableOptions()) {
+  for (const auto& entry : CreatableOptions()) {
+    const char* name = entry.first;
+    const SubInterpreterOptions& options = entry.second;
     INFO("options: " << std::string(name));
     PyThreadState* before_detached = Current();
     auto created = SubInterpreter::Create(options);
@@ -315,7 +318,9 @@ TEST_CASE("creation leaves the caller where it was and reports the options") {
 TEST_CASE("many threads enter at once, each with one cached thread state") {
   constexpr int kThreads = 8;
   constexpr int kEntries = 200;
-  for (const auto& [name, options] : CreatableOptions()) {
+  for (const auto& entry : CreatableOptions()) {
+    const char* name = entry.first;
+    const SubInterpreterOptions& options = entry.second;
     INFO("options: " << std::string(name));
     SubInterpreter sub(options);
     sub.Exec("n = 0");
@@ -392,7 +397,9 @@ TEST_CASE("own GILs let two interpreters run at the same time") {
 }
 
 TEST_CASE("nesting main -> sub A -> sub B restores each level") {
-  for (const auto& [name, options] : CreatableOptions()) {
+  for (const auto& entry : CreatableOptions()) {
+    const char* name = entry.first;
+    const SubInterpreterOptions& options = entry.second;
     INFO("options: " << std::string(name));
     SubInterpreter a(options);
     SubInterpreter b(options);
@@ -474,7 +481,9 @@ TEST_CASE("GILGuard() from code running in a sub-interpreter stays there") {
                                     return PyUnicode_FromString("probed");
                                   },
                                   METH_NOARGS, nullptr};
-  for (const auto& [name, options] : CreatableOptions()) {
+  for (const auto& entry : CreatableOptions()) {
+    const char* name = entry.first;
+    const SubInterpreterOptions& options = entry.second;
     INFO("options: " << std::string(name));
     SubInterpreter sub(options);
     seen_id.store(-1);
@@ -496,7 +505,9 @@ TEST_CASE("GILGuard() from code running in a sub-interpreter stays there") {
 // PyGILState_Ensure inside a sub-interpreter deadlocks in CPython itself.)
 PYSCOPE_SCENARIO(PyGILStateInsideSubInterpreter) {
   pyscope::ScopedRuntime runtime(pyscope_test::TestOptions());
-  for (const auto& [name, options] : CreatableOptions()) {
+  for (const auto& entry : CreatableOptions()) {
+    const char* name = entry.first;
+    const SubInterpreterOptions& options = entry.second;
     std::printf("options=%s\n", name);
     SubInterpreter sub(options);
     auto ensure_stays = [&sub] {
@@ -541,7 +552,9 @@ TEST_CASE("PyGILState_Ensure inside a sub-interpreter scope stays there") {
 // interpreter and delete that state, leaving the binding dangling. (Only
 // pointers are compared here; nothing is dereferenced.)
 TEST_CASE("leaving a sub-interpreter scope leaves PyGILState off its state") {
-  for (const auto& [name, options] : CreatableOptions()) {
+  for (const auto& entry : CreatableOptions()) {
+    const char* name = entry.first;
+    const SubInterpreterOptions& options = entry.second;
     INFO("options: " << std::string(name));
     SubInterpreter sub(options);
     std::atomic<PyThreadState*> sub_state{nullptr};
@@ -593,7 +606,9 @@ TEST_CASE("leaving a sub-interpreter scope leaves PyGILState off its state") {
 // the thread's main state, which on 3.12+ consults the PyGILState binding.
 PYSCOPE_SCENARIO(EndWhileUserWaitsInAllowThreads) {
   pyscope::ScopedRuntime runtime(pyscope_test::TestOptions());
-  for (const auto& [name, options] : CreatableOptions()) {
+  for (const auto& entry : CreatableOptions()) {
+    const char* name = entry.first;
+    const SubInterpreterOptions& options = entry.second;
     std::printf("options=%s\n", name);
     SubInterpreter sub(options);
     std::atomic<bool> used{false};
@@ -643,7 +658,9 @@ TEST_CASE("End while a thread that used it waits inside AllowThreads") {
 
 PYSCOPE_SCENARIO(EndRefusesEntriesAndWaitsForScope) {
   pyscope::ScopedRuntime runtime(pyscope_test::TestOptions());
-  for (const auto& [name, options] : CreatableOptions()) {
+  for (const auto& entry : CreatableOptions()) {
+    const char* name = entry.first;
+    const SubInterpreterOptions& options = entry.second;
     std::printf("options=%s\n", name);
     SubInterpreter sub(options);
     std::atomic<bool> entered{false};
@@ -708,7 +725,9 @@ TEST_CASE("End refuses new entries and waits for a scope on another thread") {
 }
 
 TEST_CASE("End after its deadline names the thread; a later End succeeds") {
-  for (const auto& [name, base] : CreatableOptions()) {
+  for (const auto& entry : CreatableOptions()) {
+    const char* name = entry.first;
+    const SubInterpreterOptions& base = entry.second;
     INFO("options: " << std::string(name));
     SubInterpreterOptions options = base;
     options.end_deadline = absl::Milliseconds(200);
@@ -751,7 +770,9 @@ TEST_CASE("End after its deadline names the thread; a later End succeeds") {
 // through pyscope and through PyGILState as a host would.
 PYSCOPE_SCENARIO(EndFromAnotherThread) {
   pyscope::ScopedRuntime runtime(pyscope_test::TestOptions());
-  for (const auto& [name, options] : CreatableOptions()) {
+  for (const auto& entry : CreatableOptions()) {
+    const char* name = entry.first;
+    const SubInterpreterOptions& options = entry.second;
     std::printf("options=%s\n", name);
     SubInterpreter sub(options);
     sub.Exec("import threading\nx = 1");
@@ -785,7 +806,9 @@ TEST_CASE("End from a thread other than the one that created and used it") {
 }
 
 TEST_CASE("End while holding the GIL of another interpreter restores it") {
-  for (const auto& [name, options] : CreatableOptions()) {
+  for (const auto& entry : CreatableOptions()) {
+    const char* name = entry.first;
+    const SubInterpreterOptions& options = entry.second;
     INFO("options: " << std::string(name));
     SUBCASE("inside a GILGuard of the main interpreter") {
       SubInterpreter sub(options);
@@ -814,7 +837,9 @@ TEST_CASE("End while holding the GIL of another interpreter restores it") {
 }
 
 TEST_CASE("End from inside a scope of that interpreter is refused") {
-  for (const auto& [name, options] : CreatableOptions()) {
+  for (const auto& entry : CreatableOptions()) {
+    const char* name = entry.first;
+    const SubInterpreterOptions& options = entry.second;
     INFO("options: " << std::string(name));
     SubInterpreter sub(options);
     {
@@ -833,7 +858,9 @@ TEST_CASE("End from inside a scope of that interpreter is refused") {
 }
 
 TEST_CASE("End joins non-daemon Python threads started inside") {
-  for (const auto& [name, options] : CreatableOptions()) {
+  for (const auto& entry : CreatableOptions()) {
+    const char* name = entry.first;
+    const SubInterpreterOptions& options = entry.second;
     INFO("options: " << std::string(name));
     marks.store(0);
     SubInterpreter sub(options);
@@ -893,7 +920,9 @@ daemon.start()
 // interpreter exit). End must run them rather than wait forever.
 PYSCOPE_SCENARIO(EndWithRunningThreadPool) {
   pyscope::ScopedRuntime runtime(pyscope_test::TestOptions());
-  for (const auto& [name, options] : CreatableOptions()) {
+  for (const auto& entry : CreatableOptions()) {
+    const char* name = entry.first;
+    const SubInterpreterOptions& options = entry.second;
     std::printf("options=%s\n", name);
     SubInterpreter sub(options);
     sub.Exec(R"py(
@@ -917,7 +946,9 @@ TEST_CASE("End with a thread pool executor still running inside") {
 
 PYSCOPE_SCENARIO(UseAfterEnd) {
   pyscope::ScopedRuntime runtime(pyscope_test::TestOptions());
-  for (const auto& [name, options] : CreatableOptions()) {
+  for (const auto& entry : CreatableOptions()) {
+    const char* name = entry.first;
+    const SubInterpreterOptions& options = entry.second;
     std::printf("options=%s\n", name);
     SubInterpreter sub(options);
     const int64_t id = sub.id();
@@ -998,7 +1029,9 @@ TEST_CASE("using a SubInterpreter after End is a status, never a crash") {
 }
 
 TEST_CASE("the destructor ends the interpreter") {
-  for (const auto& [name, options] : CreatableOptions()) {
+  for (const auto& entry : CreatableOptions()) {
+    const char* name = entry.first;
+    const SubInterpreterOptions& options = entry.second;
     INFO("options: " << std::string(name));
     int64_t id = -1;
     {
@@ -1019,7 +1052,9 @@ TEST_CASE("the destructor ends the interpreter") {
 PYSCOPE_SCENARIO(FinalizeWithLiveSubInterpreters) {
   pyscope::ScopedRuntime runtime(pyscope_test::TestOptions());
   std::vector<std::unique_ptr<SubInterpreter>> subs;
-  for (const auto& [name, options] : CreatableOptions()) {
+  for (const auto& entry : CreatableOptions()) {
+    const char* name = entry.first;
+    const SubInterpreterOptions& options = entry.second;
     for (int i = 0; i < 2; ++i) {
       auto created = SubInterpreter::Create(options);
       if (!created.ok()) {
@@ -1108,7 +1143,9 @@ TEST_CASE("a single-phase extension module and sub-interpreters") {
 }
 
 TEST_CASE("sys.modules, __main__ and sys.path are per interpreter") {
-  for (const auto& [name, options] : CreatableOptions()) {
+  for (const auto& entry : CreatableOptions()) {
+    const char* name = entry.first;
+    const SubInterpreterOptions& options = entry.second;
     INFO("options: " << std::string(name));
     SubInterpreter a(options);
     SubInterpreter b(options);
@@ -1143,7 +1180,9 @@ seen = ('only_in_a' in sys.modules, '/only/in/a' in sys.path,
 // --- Helpers ----------------------------------------------------------------
 
 TEST_CASE("Exec, TryExec and Call run in the interpreter") {
-  for (const auto& [name, options] : CreatableOptions()) {
+  for (const auto& entry : CreatableOptions()) {
+    const char* name = entry.first;
+    const SubInterpreterOptions& options = entry.second;
     INFO("options: " << std::string(name));
     SubInterpreter sub(options);
     sub.Exec("def double(v):\n    return 2 * v\n");

@@ -28,6 +28,11 @@ PyModuleDef single_phase_module = {
 }  // namespace
 
 PyMODINIT_FUNC PyInit_pyscope_single_phase(void) {
+#ifdef PYSCOPE_ASSERT_GIL_HELD
+  // Built with pyscope/checked_api.h force-included: CPython calls this with
+  // the GIL held, which the analysis cannot see.
+  PYSCOPE_ASSERT_GIL_HELD();
+#endif
   PyObject* module = PyModule_Create(&single_phase_module);
   if (module == nullptr) return nullptr;
   if (PyModule_AddIntConstant(module, "answer", 42) != 0) {
