@@ -115,14 +115,32 @@ bool IsFinalizerInExitCallbacks(ThreadRecord& record) {
   return core.init_record == &record;
 }
 
+// Whether `tstate` is a thread state pyscope created for this thread.
+bool OwnedByPyscope(ThreadRecord& record, PyThreadState* tstate) {
+  RecordImpl& impl = ImplOf(record);
+  CoreLock lock(&impl.mu);
+  for (const OwnedThreadState& owned : impl.owned) {
+    if (owned.tstate == tstate) return true;
+  }
+  return false;
+}
+
 void ReattachOrEndThread(const Scope& scope, PyThreadState* tstate,
                          const char* guard) {
   ThreadRecord& record = *scope.record;
   Core& core = GetCore();
   BeginAttaching(record);
-  if ((core.hard.load(std::memory_order_relaxed) ||
-       core.generation.load(std::memory_order_relaxed) !=
-           ImplOf(record).scope_generation) &&
+  // Past the point of no return, only thread states pyscope created for
+  // native threads are at risk (Py_FinalizeEx frees them); a Python
+  // thread's own state re-attaches as Py_END_ALLOW_THREADS would (CPython
+  // joins non-daemon threads, which needs exactly that, and ends daemon
+  // ones itself). Once the runtime's states were freed, nobody re-attaches.
+  const uint64_t scope_generation = ImplOf(record).scope_generation;
+  const bool freed = scope_generation != 0 &&  // 0: no runtime was started
+                     scope_generation <=
+                         core.freed_generation.load(std::memory_order_relaxed);
+  if ((freed || (core.hard.load(std::memory_order_relaxed) &&
+                 OwnedByPyscope(record, tstate))) &&
       !IsFinalizerInExitCallbacks(record)) {
     record.attaching.store(0, std::memory_order_release);
     EndThreadAfterFinalization(scope, guard);

@@ -124,6 +124,9 @@ struct Core {
   // about to run); cleared by the next initialization.
   std::atomic<bool> hard{false};
   std::atomic<uint64_t> generation{0};
+  // The newest generation whose thread states CPython freed (Py_FinalizeEx
+  // returned); an adopted runtime's end frees nothing and leaves it.
+  std::atomic<uint64_t> freed_generation{0};
 
   // Written by the initializing thread before `state` becomes kRunning.
   PyInterpreterState* main_interp = nullptr;

@@ -390,9 +390,13 @@ absl::Status ScopedRuntime::Finalize() {
     detail::CoreLock lock(&core.mu);
     subs_alive = !core.interps.empty();
   }
-  // Point of no return: no re-attachment may start from here on.
-  core.hard.store(true, std::memory_order_seq_cst);
-  detail::GateFence();
+  // Point of no return: no re-attachment of a thread state that
+  // Py_FinalizeEx will free may start from here on. (An adopted runtime
+  // frees nothing: the host's interpreter keeps running.)
+  if (!adopted_) {
+    core.hard.store(true, std::memory_order_seq_cst);
+    detail::GateFence();
+  }
   detail::WaitForAttachingThreads();
 
   // 3. Exit callbacks, GIL held, Python fully working.
@@ -454,6 +458,7 @@ absl::Status ScopedRuntime::Finalize() {
         subs.message()));
   } else {
     const int rc = Py_FinalizeEx();
+    core.freed_generation.store(core.generation.load());
     self.holding = false;
     self.tstate = nullptr;
     if (rc != 0 && result.ok()) {

@@ -242,8 +242,12 @@ absl::Status EndInterpreter(InterpControl& control)
   JoinPythonThreads();
   const int foreign = ForeignThreadStates(control, fresh);
   if (foreign > 0) {
-    PyThreadState_Clear(fresh);
-    PyThreadState_DeleteCurrent();
+    // Keep `fresh` as this thread's cached state: it may be the
+    // interpreter's first thread state, which CPython 3.12 embeds in the
+    // interpreter and cannot re-create after deleting it ("thread state
+    // already initialized" at the next PyThreadState_New).
+    PyEval_SaveThread();
+    AdoptThreadState(record, control.interp, fresh);
     if (previous != nullptr) PyEval_RestoreThread(previous);
     finish(false);
     return absl::FailedPreconditionError(absl::StrCat(
