@@ -5,8 +5,9 @@
 // Python exception into one of them.
 //
 // The core reports with absl::Status; exceptions appear only at the public
-// throwing constructors and helpers. Every throwing entry point has a
-// non-throwing sibling that returns the same absl::Status.
+// throwing constructors and helpers. The throwing constructors have
+// non-throwing siblings (Create, std::nothrow) that return the same
+// absl::Status; Exec has TryExec.
 
 #ifndef PYSCOPE_ERROR_H_
 #define PYSCOPE_ERROR_H_

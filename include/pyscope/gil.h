@@ -158,11 +158,14 @@ class ABSL_SCOPED_LOCKABLE [[nodiscard]] GILGuard {
 // reported as Misuse::kAllowThreadsWithoutGil.
 //
 // The destructor re-attaches and may block waiting for the GIL. If the
-// runtime is being finalized and has passed its drain deadline, CPython
-// would end the thread while it waits; pyscope ends it the same way (by
-// unwinding its stack) before touching interpreter state that finalization
-// frees. That is why the destructor is noexcept(false): the unwinding must
-// pass through it rather than call std::terminate.
+// runtime's finalization has passed its point of no return (Py_FinalizeEx
+// is about to run) and the saved thread state is one pyscope created for
+// this native thread, or Py_FinalizeEx already freed it, pyscope ends the
+// thread by unwinding its stack (as CPython ends daemon threads) instead of
+// touching freed interpreter state. A Python thread's own state re-attaches
+// as Py_END_ALLOW_THREADS would. That is why the destructor is
+// noexcept(false): the unwinding must pass through it rather than call
+// std::terminate.
 class ABSL_SCOPED_LOCKABLE [[nodiscard]] AllowThreads {
   PYSCOPE_INTERNAL_STACK_ONLY(AllowThreads)
 

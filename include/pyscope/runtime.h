@@ -175,7 +175,10 @@ class ScopedRuntime {
 
   // Registers `callback` to run during finalization, with the GIL held, on
   // the finalizing thread, before Py_FinalizeEx. Exceptions thrown by a
-  // callback are caught and reported in Finalize()'s status. Thread-safe.
+  // callback are caught and reported in Finalize()'s status; a Python error
+  // it leaves set is cleared. Thread-safe. Register callbacks while the
+  // runtime is running: the list belongs to the process, so one added after
+  // Finalize() runs when the next ScopedRuntime finalizes.
   void AddExitCallback(ExitCallback callback);
 
   // The options this runtime was created with.

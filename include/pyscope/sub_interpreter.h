@@ -97,9 +97,12 @@ absl::Status ValidateSubInterpreterOptions(const SubInterpreterOptions& options)
 // End returns kDeadlineExceeded naming them and the interpreter stays alive
 // and closed; call End again later); joins the Python threads started inside
 // (threading._shutdown); refuses with kFailedPrecondition if a daemon thread
-// is still running there; deletes every thread's cached thread state; and
-// calls Py_EndInterpreter with a fresh thread state on the calling thread,
-// which may be any thread not inside a scope of this interpreter.
+// is still running there (the interpreter then stays usable; call End
+// again once it stopped); deletes every other thread's cached thread state;
+// and calls Py_EndInterpreter on the calling thread, which may be any thread
+// not inside a scope of this interpreter, with its own cached state for the
+// interpreter (which keeps threading's bookkeeping for that thread
+// consistent) or a new one.
 class SubInterpreter {
  public:
   // SubInterpreterOptions::Legacy(). Throws pyscope::Error.
@@ -146,8 +149,11 @@ class SubInterpreter {
   absl::Status TryExec(std::string_view code);
 
   // Calls `fn()` inside this interpreter on the calling thread and returns
-  // its result. `fn` runs with the GIL held (the thread-safety analysis sees
-  // the guard); exceptions propagate after the interpreter is left.
+  // its result. `fn` runs with the GIL held; the thread-safety analysis does
+  // not see that inside a lambda, so annotate it
+  // (`[]() PYSCOPE_REQUIRES_GIL { ... }`) or start it with
+  // PYSCOPE_ASSERT_GIL_HELD(). Exceptions propagate after the interpreter is
+  // left.
   template <typename Fn>
   auto Call(Fn&& fn) -> decltype(std::forward<Fn>(fn)()) {
     GILGuard gil(*this);
