@@ -555,8 +555,9 @@ absl::Status EnterInterpreter(Scope& scope, InterpControl* control,
 
   PyThreadState* current = compat::CurrentThreadStateUnchecked();
   const bool attached = scope.prev_holding || IsAttachedHere(record, current);
+  PyThreadState* from = nullptr;
   if (attached) {
-    PyThreadState* from = scope.prev_holding ? record.tstate : current;
+    from = scope.prev_holding ? record.tstate : current;
     if (PyThreadState_GetInterpreter(from) == interp) {
       // Python code of this interpreter called us.
       LeaveControl(control, &record);
@@ -564,28 +565,10 @@ absl::Status EnterInterpreter(Scope& scope, InterpControl* control,
       Borrow(scope, from, attachment);
       return absl::OkStatus();
     }
-    PyThreadState* tstate = ThreadStateFor(
-        record, interp, core.generation.load(std::memory_order_acquire));
-    if (tstate == nullptr) {
-      LeaveControl(control, &record);
-      attachment->interp = nullptr;
-      return Refuse(scope, attachment,
-                    absl::ResourceExhaustedError(
-                        "pyscope: PyThreadState_New failed (out of memory)"));
-    }
-    // Detach from the current interpreter (releasing its GIL), attach to
-    // the target (taking its GIL). From 3.12 interpreters may have
-    // different GILs, so the GIL follows the thread state.
-    PyEval_SaveThread();
-    ReattachOrEndThread(scope, tstate, "GILGuard");
-    record.holding = true;
-    record.tstate = tstate;
-    attachment->mode = AttachMode::kSwitched;
-    attachment->switched_from = from;
-    return absl::OkStatus();
   }
-  if (PyThreadState* parked = scope.prev_tstate; parked != nullptr) {
-    // Inside AllowThreads: enter without disturbing the parked state.
+  // Attached elsewhere (switch), or inside AllowThreads (enter without
+  // disturbing the parked state): this thread's state for `interp`.
+  if (attached || scope.prev_tstate != nullptr) {
     PyThreadState* tstate = ThreadStateFor(
         record, interp, core.generation.load(std::memory_order_acquire));
     if (tstate == nullptr) {
@@ -595,10 +578,15 @@ absl::Status EnterInterpreter(Scope& scope, InterpControl* control,
                     absl::ResourceExhaustedError(
                         "pyscope: PyThreadState_New failed (out of memory)"));
     }
+    // A switch detaches from the current interpreter first (releasing its
+    // GIL): from 3.12 interpreters may have different GILs, so the GIL
+    // follows the thread state.
+    if (attached) PyEval_SaveThread();
     ReattachOrEndThread(scope, tstate, "GILGuard");
     record.holding = true;
     record.tstate = tstate;
-    attachment->mode = AttachMode::kRestored;
+    attachment->mode = attached ? AttachMode::kSwitched : AttachMode::kRestored;
+    attachment->switched_from = from;
     return absl::OkStatus();
   }
   absl::Status status;
