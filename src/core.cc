@@ -66,12 +66,16 @@ bool IsAttachedHere(ThreadRecord& record, PyThreadState* tstate) {
   if (compat::kCurrentThreadStateIsThreadLocal) return true;
   if (tstate == record.tstate) return true;
   if (tstate == PyGILState_GetThisThreadState()) return true;
-  RecordImpl& impl = ImplOf(record);
-  CoreLock lock(&impl.mu);
-  for (const OwnedThreadState& owned : impl.owned) {
-    if (owned.tstate == tstate) return true;
+  {
+    RecordImpl& impl = ImplOf(record);
+    CoreLock lock(&impl.mu);
+    for (const OwnedThreadState& owned : impl.owned) {
+      if (owned.tstate == tstate) return true;
+    }
   }
-  return false;
+  // A state the host made by hand (PyThreadState_New) and attached on this
+  // thread.
+  return compat::CreatedOnThisThread(tstate);
 }
 
 void CloseScope(const Scope& scope) {
@@ -215,13 +219,90 @@ void ReleaseOwnedAtThreadExit(ThreadRecord& record)
   }
 }
 
+// A thread is exiting with `record.level` guard scopes still open: reports
+// Misuse::kThreadExitedInsideGuard and, if the handler returns, detaches
+// the thread so that the runtime stays usable: a thread state pyscope
+// created and that is still attached is cleared and deleted (which releases
+// its GIL); a borrowed one is detached; the thread leaves every
+// sub-interpreter it was inside and the drain stops waiting for it. The
+// scopes stay open on the record, so the leaked guards are reported (and
+// do nothing) when they are destroyed later.
+void RecoverFromExitInsideScopes(ThreadRecord& record)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {  // detaches by itself
+  Core& core = GetCore();
+  RecordImpl& impl = ImplOf(record);
+  const SourceLocation site = SourceLocation::Current(
+      record.site_file.load(std::memory_order_relaxed),
+      record.site_line.load(std::memory_order_relaxed),
+      record.site_function.load(std::memory_order_relaxed));
+  const std::string detail = absl::StrCat(
+      "The thread exited with ", record.level,
+      " guard scope(s) still open (the guard was kept in a std::optional, a "
+      "heap object or another object that outlived the thread's scope). A "
+      "guard must end on its own thread before the thread exits: keep it a "
+      "local variable of the block it protects. If the misuse handler "
+      "returns, pyscope detaches the thread (deleting the thread state it "
+      "created for it) and the leaked guards do nothing when destroyed.");
+  ReportMisuse(Misuse::kThreadExitedInsideGuard, GuardKind::kGILGuard, site,
+               detail.c_str());
+  pthread_getname_np(pthread_self(), impl.exit_name, sizeof(impl.exit_name));
+  impl.exited.store(true, std::memory_order_release);
+  PyThreadState* current = compat::CurrentThreadStateUnchecked();
+  if (record.holding && current != nullptr && current == record.tstate) {
+    bool owned = false;
+    {
+      CoreLock lock(&impl.mu);
+      for (auto it = impl.owned.begin(); it != impl.owned.end(); ++it) {
+        if (it->tstate == current) {
+          impl.owned.erase(it);
+          owned = true;
+          break;
+        }
+      }
+      if (impl.main_tstate == current) impl.main_tstate = nullptr;
+    }
+    if (owned) {
+      PyThreadState_Clear(current);
+      PyThreadState_DeleteCurrent();
+    } else {
+      PyEval_SaveThread();
+    }
+  }
+  {
+    CoreLock lock(&core.mu);
+    for (const auto& control : core.interps) {
+      CoreLock control_lock(&control->mu);
+      auto& active = control->active;
+      const auto before = active.size();
+      active.erase(std::remove(active.begin(), active.end(), &record),
+                   active.end());
+      if (active.size() != before && control->ending && active.empty()) {
+        control->idle.notify_all();
+      }
+    }
+  }
+  record.holding = false;
+  record.tstate = nullptr;
+  record.inside.store(0, std::memory_order_release);
+}
+
 // The hot path reads only this pointer: a plain, initial-exec TLS word
-// costs one load, where the thread_local RecordHolder below costs a call to its
+// costs one load, where a thread_local object costs a call to its
 // initialization wrapper and __tls_get_addr on every access from a shared
-// library. Cleared when the holder is destroyed at thread exit.
+// library. Cleared when the thread's record is retired at thread exit.
 __thread ThreadRecord* tls_record __attribute__((tls_model("initial-exec"))) =
     nullptr;
 
+// A thread's record lives on the heap and is retired by a pthread key
+// destructor, not by a thread_local object: glibc runs every C++
+// thread_local destructor of a thread before its key destructors
+// (start_thread: __call_tls_dtors, then __nptl_deallocate_tsd), so a guard
+// in any thread_local destructor finds the record and its thread states
+// alive, whatever order the thread_local objects were constructed in. A
+// key destructor of another library that uses a guard after ours ran gets a
+// new record, and glibc calls our destructor again for it. The main thread
+// runs no key destructors (exit() does not), so its record outlives static
+// destruction: a ScopedRuntime in a static object finalizes normally.
 struct RecordHolder {
   ThreadRecord record;
   RecordImpl impl;
@@ -234,23 +315,51 @@ struct RecordHolder {
     CoreLock lock(&core.mu);
     core.records.push_back(&record);
   }
+};
 
-  ~RecordHolder() {
-    ReleaseOwnedAtThreadExit(record);
-    tls_record = nullptr;
-    Core& core = GetCore();
+pthread_key_t record_key;
+pthread_once_t record_key_once = PTHREAD_ONCE_INIT;
+
+void RetireRecord(void* holder);
+
+void CreateRecordKey() {
+  if (pthread_key_create(&record_key, &RetireRecord) != 0) {
+    std::fprintf(stderr, "pyscope: pthread_key_create failed\n");
+    std::abort();
+  }
+}
+
+ThreadRecord* InitThisThread() {
+  pthread_once(&record_key_once, &CreateRecordKey);
+  auto* holder = new RecordHolder;
+  pthread_setspecific(record_key, holder);
+  tls_record = &holder->record;
+  return tls_record;
+}
+
+void RecoverFromExitInsideScopes(ThreadRecord& record);
+
+// The key destructor: frees the exiting thread's cached thread states and
+// unregisters its record. A thread that exits with guard scopes still open
+// (a guard kept in a std::optional or an object that outlives the thread)
+// is a misuse; if the handler returns, the thread is detached cleanly and
+// its record is kept (never freed), so that the leaked guard, destroyed
+// later on another thread, is reported instead of touching freed memory.
+void RetireRecord(void* pointer) {
+  auto* holder = static_cast<RecordHolder*>(pointer);
+  ThreadRecord& record = holder->record;
+  const bool leaked_scopes = record.level > 0;
+  if (leaked_scopes) RecoverFromExitInsideScopes(record);
+  ReleaseOwnedAtThreadExit(record);
+  tls_record = nullptr;
+  Core& core = GetCore();
+  {
     CoreLock lock(&core.mu);
     core.records.erase(
         std::find(core.records.begin(), core.records.end(), &record));
+    if (leaked_scopes) core.exited_records.push_back(&record);
   }
-};
-
-thread_local RecordHolder tls_holder;
-
-
-ThreadRecord* InitThisThread() {
-  tls_record = &tls_holder.record;
-  return tls_record;
+  if (!leaked_scopes) delete holder;
 }
 
 std::atomic<MisuseHandler> misuse_handler{nullptr};
@@ -301,8 +410,13 @@ std::string DescribeThread(const ThreadRecord& record) {
   char name[32] = "";
   const auto* impl = static_cast<const RecordImpl*>(record.impl);
   if (impl != nullptr) {
-    pthread_getname_np(static_cast<pthread_t>(impl->handle), name,
-                       sizeof(name));
+    if (impl->exited.load(std::memory_order_acquire)) {
+      // Its pthread_t is gone; the name was saved at exit.
+      std::snprintf(name, sizeof(name), "%s", impl->exit_name);
+    } else {
+      pthread_getname_np(static_cast<pthread_t>(impl->handle), name,
+                         sizeof(name));
+    }
   }
   return absl::StrFormat("%d (\"%s\")", record.os_thread_id, name);
 }
@@ -495,20 +609,25 @@ void RebindGilState(ThreadRecord& record, PyThreadState* sub_tstate,
 bool AttachSlow(Scope& scope, const SourceLocation& where,
                 Attachment* attachment, absl::Status* error) {
   ThreadRecord& record = *scope.record;
-  // 1. Inside AllowThreads on this thread: take the parked state back
-  //    (Py_BLOCK_THREADS).
+  // 1. Already attached by something pyscope did not do (running Python
+  //    code called us; the host holds a PyGILState, also one taken inside
+  //    an AllowThreads scope, e.g. by pybind11's gil_scoped_acquire; the
+  //    host attached a state of its own): borrow it.
+  PyThreadState* current = compat::CurrentThreadStateUnchecked();
+  if (IsAttachedHere(record, current)) {
+    Borrow(scope, current, attachment);
+    return true;
+  }
+  // 2. The enclosing scope's thread state is parked: by AllowThreads
+  //    (Py_BLOCK_THREADS), or by code pyscope does not see that released
+  //    the GIL inside a GILGuard scope (Py_BEGIN_ALLOW_THREADS,
+  //    PyEval_SaveThread, pybind11's gil_scoped_release). Take it back for
+  //    this scope and park it again at its end, as PyGILState_Ensure would.
   if (PyThreadState* parked = scope.prev_tstate; parked != nullptr) {
     ReattachOrEndThread(scope, parked, "GILGuard");
     record.holding = true;
     record.tstate = parked;
     attachment->mode = AttachMode::kRestored;
-    return true;
-  }
-  // 2. Already attached by something pyscope did not do (running Python
-  //    code called us; the host holds a PyGILState): borrow it.
-  PyThreadState* current = compat::CurrentThreadStateUnchecked();
-  if (IsAttachedHere(record, current)) {
-    Borrow(scope, current, attachment);
     return true;
   }
   // 3. Cold: through the gate, with the thread's main-interpreter state.
@@ -539,6 +658,7 @@ absl::Status EnterInterpreter(Scope& scope, InterpControl* control,
     interp = control->interp;
     // Already running in it on this thread: nested.
     if (scope.prev_holding &&
+        compat::CurrentThreadStateUnchecked() == record.tstate &&
         PyThreadState_GetInterpreter(record.tstate) == interp) {
       attachment->mode = AttachMode::kNested;
       return absl::OkStatus();
@@ -553,11 +673,13 @@ absl::Status EnterInterpreter(Scope& scope, InterpControl* control,
   }
   attachment->interp = control;
 
+  // (The enclosing scope may hold a state that code pyscope does not see
+  // detached since: only what is attached now counts.)
   PyThreadState* current = compat::CurrentThreadStateUnchecked();
-  const bool attached = scope.prev_holding || IsAttachedHere(record, current);
+  const bool attached = IsAttachedHere(record, current);
   PyThreadState* from = nullptr;
   if (attached) {
-    from = scope.prev_holding ? record.tstate : current;
+    from = current;
     if (PyThreadState_GetInterpreter(from) == interp) {
       // Python code of this interpreter called us.
       LeaveControl(control, &record);
@@ -634,16 +756,19 @@ PyThreadState* DetachForAllowThreads(Scope& scope,
                                      const SourceLocation& where)
     ABSL_NO_THREAD_SAFETY_ANALYSIS {
   ThreadRecord& record = *scope.record;
+  // Checked also inside a scope that holds the GIL: code pyscope does not
+  // see may have released it since (Py_BEGIN_ALLOW_THREADS).
+  if (!IsAttachedHere(record, compat::CurrentThreadStateUnchecked())) {
+    ReportMisuse(Misuse::kAllowThreadsWithoutGil, GuardKind::kAllowThreads,
+                 where,
+                 "The calling thread does not hold the GIL, so there is "
+                 "nothing to release. Create the AllowThreads inside a "
+                 "GILGuard scope (or in code called from Python), and not "
+                 "inside a raw Py_BEGIN_ALLOW_THREADS / PyEval_SaveThread "
+                 "region or a pybind11 gil_scoped_release.");
+    return nullptr;
+  }
   if (!scope.prev_holding) {
-    PyThreadState* current = compat::CurrentThreadStateUnchecked();
-    if (!IsAttachedHere(record, current)) {
-      ReportMisuse(Misuse::kAllowThreadsWithoutGil, GuardKind::kAllowThreads,
-                   where,
-                   "The calling thread does not hold the GIL, so there is "
-                   "nothing to release. Create the AllowThreads inside a "
-                   "GILGuard scope (or in code called from Python).");
-      return nullptr;
-    }
     if (scope.level == 1) {
       ImplOf(record).scope_generation =
           GetCore().generation.load(std::memory_order_acquire);
@@ -672,8 +797,7 @@ PyThreadState* SwapIn(Scope& scope, PyThreadState* target,
                  "for a scope, use AllowThreads.");
     return nullptr;
   }
-  if (!scope.prev_holding &&
-      !IsAttachedHere(record, compat::CurrentThreadStateUnchecked())) {
+  if (!IsAttachedHere(record, compat::CurrentThreadStateUnchecked())) {
     ReportMisuse(Misuse::kSwapWithoutGil, GuardKind::kThreadStateSwap, where,
                  "The calling thread does not hold the GIL; "
                  "PyThreadState_Swap requires it. Create the ThreadStateSwap "
@@ -711,9 +835,11 @@ bool CheckScopeEnd(const Scope& scope, GuardKind kind,
                    const SourceLocation& where) noexcept {
   ThreadRecord& here = ThisThread();
   if (&here != scope.record) {
+    const bool exited =
+        ImplOf(*scope.record).exited.load(std::memory_order_acquire);
     const std::string detail = absl::StrCat(
         "It was created on thread ", DescribeThread(*scope.record),
-        ". A guard must be destroyed on the thread that created it: keep it "
+        exited ? ", which has exited" : "", ". A guard must be destroyed on the thread that created it: keep it "
         "a local variable and never hand it (or a std::optional holding it) "
         "to another thread.");
     ReportMisuse(Misuse::kDestroyedOnOtherThread, kind, where, detail.c_str());
@@ -748,6 +874,8 @@ const char* Headline(Misuse misuse) {
       return "finalized while the finalizing thread is inside a guard";
     case Misuse::kSecondRuntime:
       return "created while another ScopedRuntime is live";
+    case Misuse::kThreadExitedInsideGuard:
+      return "was still live when its thread exited";
   }
   return "misused";
 }
@@ -881,6 +1009,8 @@ const char* MisuseName(Misuse misuse) {
       return "FinalizeWhileAttached";
     case Misuse::kSecondRuntime:
       return "SecondRuntime";
+    case Misuse::kThreadExitedInsideGuard:
+      return "ThreadExitedInsideGuard";
   }
   return "Unknown";
 }

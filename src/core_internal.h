@@ -80,6 +80,10 @@ struct RecordImpl {
   // (pyscope-owned, or the initializing thread's), used without a lookup.
   PyThreadState* main_tstate = nullptr;
   uint64_t main_generation = 0;
+  // Set when the thread exited with guard scopes open (the record is then
+  // kept, never freed, for the leaked guards to find).
+  std::atomic<bool> exited{false};
+  char exit_name[32] = "";  // the thread's name when it exited
 };
 
 // One per SubInterpreter; shared with the core's registry so finalization
@@ -114,6 +118,8 @@ struct OrphanThreadState {
 struct Core {
   CoreMutex mu;
   std::vector<ThreadRecord*> records ABSL_GUARDED_BY(mu);
+  // Records of threads that exited with guard scopes open.
+  std::vector<ThreadRecord*> exited_records ABSL_GUARDED_BY(mu);
   std::vector<std::function<void()>> exit_callbacks ABSL_GUARDED_BY(mu);
   const void* live_runtime ABSL_GUARDED_BY(mu) = nullptr;
   std::vector<std::shared_ptr<InterpControl>> interps ABSL_GUARDED_BY(mu);

@@ -51,6 +51,9 @@ enum class Misuse {
   kFinalizeWhileAttached,
   // A second ScopedRuntime was created while one is live.
   kSecondRuntime,
+  // A thread exited while guard scopes it opened were still live (a guard
+  // kept in a std::optional or an object that outlived the thread).
+  kThreadExitedInsideGuard,
 };
 
 // Returns the enumerator's name without the `k`, e.g. "DestroyedOutOfOrder".

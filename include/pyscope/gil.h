@@ -125,7 +125,7 @@ class ABSL_SCOPED_LOCKABLE [[nodiscard]] GILGuard {
  private:
   void Acquire() {
     scope_ = detail::OpenScope();
-    if (scope_.prev_holding) {
+    if (scope_.prev_holding && detail::StillAttached(scope_)) {
       attachment_.mode = detail::AttachMode::kNested;
       return;
     }

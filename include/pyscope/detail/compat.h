@@ -36,6 +36,24 @@ inline PyThreadState* CurrentThreadStateUnchecked() {
 #endif
 }
 
+// Before 3.12 only (where the current thread state is the process-wide GIL
+// holder's): whether `tstate`, a non-null result of
+// CurrentThreadStateUnchecked() that pyscope does not know, was created on
+// the calling thread (PyThreadState.thread_id, set by PyThreadState_New
+// and by threading's bootstrap), so that a state the host made by hand and
+// attached here is recognised as attached. Reading the field of a state
+// another thread holds is a read of memory that thread may free at that
+// moment (it runs only in that race; it never writes); from 3.12 the
+// question never arises.
+inline bool CreatedOnThisThread(PyThreadState* tstate) {
+#if PY_VERSION_HEX >= 0x030C0000
+  (void)tstate;
+  return false;
+#else
+  return tstate->thread_id == PyThread_get_thread_ident();
+#endif
+}
+
 // True while CPython's own Py_FinalizeEx is running (or has run) in this
 // runtime. Public from 3.13 (`Py_IsFinalizing`), private before.
 inline bool IsFinalizing() {

@@ -96,10 +96,22 @@ inline Scope OpenScope() noexcept {
   return Scope{&record, ++record.level, record.holding, record.tstate};
 }
 
+// Whether the thread state the enclosing scope of `scope` holds is still
+// the calling thread's current one: false when code pyscope does not see
+// released the GIL inside that scope (Py_BEGIN_ALLOW_THREADS,
+// PyEval_SaveThread, pybind11's gil_scoped_release) or attached another
+// state. Comparing with a state this thread holds is exact on every
+// version (see compat::CurrentThreadStateUnchecked).
+inline bool StillAttached(const Scope& scope) {
+  return compat::CurrentThreadStateUnchecked() == scope.prev_tstate;
+}
+
 // Attaches the calling thread for a GILGuard whose fast path did not apply
-// (`scope.prev_holding` is false): borrows a foreign attachment, re-attaches
-// a thread state parked by AllowThreads, or attaches from cold through the
-// gate, to the interpreter this thread is in, else the main interpreter.
+// (the enclosing scope holds no GIL, or no longer does): borrows an
+// attachment pyscope did not make, re-attaches the enclosing scope's parked
+// thread state (parked by AllowThreads, or by a release pyscope did not
+// make), or attaches from cold through the gate, to the interpreter this
+// thread is in, else the main interpreter.
 // Returns false, with the scope closed again and `*error` saying why
 // (kFailedPrecondition: no runtime; kUnavailable: finalization has begun),
 // when the gate refuses; `*error` is untouched on success.
