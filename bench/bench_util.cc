@@ -95,22 +95,18 @@ void DetachAfterEndInterpreter(PyThreadState* main_tstate) {
 }
 
 PyThreadState* NewInterpreterWithOwnGil() {
-#if PY_VERSION_HEX >= 0x030C0000
-  PyInterpreterConfig config = {};
-  config.use_main_obmalloc = 0;
-  config.allow_fork = 0;
-  config.allow_exec = 0;
-  config.allow_threads = 1;
-  config.allow_daemon_threads = 0;
-  config.check_multi_interp_extensions = 1;
-  config.gil = PyInterpreterConfig_OWN_GIL;
+  if (!pyscope::detail::compat::kHasPerInterpreterGil) return nullptr;
+  pyscope::detail::compat::InterpreterSettings settings;
+  settings.use_main_obmalloc = false;
+  settings.allow_fork = false;
+  settings.allow_exec = false;
+  settings.allow_daemon_threads = false;
+  settings.check_multi_interp_extensions = true;
+  settings.own_gil = true;
   PyThreadState* tstate = nullptr;
-  PyStatus status = Py_NewInterpreterFromConfig(&tstate, &config);
+  PyStatus status = pyscope::detail::compat::NewInterpreter(settings, &tstate);
   if (PyStatus_Exception(status)) return nullptr;
   return tstate;
-#else
-  return nullptr;
-#endif
 }
 
 WorkerPool::WorkerPool(int threads) {

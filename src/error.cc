@@ -22,7 +22,8 @@ std::string ToUtf8(PyObject* object) PYSCOPE_REQUIRES_GIL {
   }
   Py_ssize_t size = 0;
   const char* data = PyUnicode_AsUTF8AndSize(text, &size);
-  std::string result = data != nullptr ? std::string(data, size) : "<unprintable>";
+  std::string result =
+      data != nullptr ? std::string(data, size) : "<unprintable>";
   if (data == nullptr) PyErr_Clear();
   Py_DECREF(text);
   return result;
@@ -30,8 +31,8 @@ std::string ToUtf8(PyObject* object) PYSCOPE_REQUIRES_GIL {
 
 std::string TypeName(PyObject* exception) PYSCOPE_REQUIRES_GIL {
   PyTypeObject* type = Py_TYPE(exception);
-  PyObject* module = PyObject_GetAttrString(reinterpret_cast<PyObject*>(type),
-                                            "__module__");
+  PyObject* module =
+      PyObject_GetAttrString(reinterpret_cast<PyObject*>(type), "__module__");
   std::string name = type->tp_name;
   if (module == nullptr) {
     PyErr_Clear();
@@ -45,8 +46,8 @@ std::string TypeName(PyObject* exception) PYSCOPE_REQUIRES_GIL {
       name.find('.') != std::string::npos) {
     return name;
   }
-  PyObject* qualname = PyObject_GetAttrString(
-      reinterpret_cast<PyObject*>(type), "__qualname__");
+  PyObject* qualname =
+      PyObject_GetAttrString(reinterpret_cast<PyObject*>(type), "__qualname__");
   if (qualname != nullptr) {
     name = ToUtf8(qualname);
     Py_DECREF(qualname);
@@ -86,8 +87,6 @@ std::string FormatTraceback(PyObject* exception) PYSCOPE_REQUIRES_GIL {
   Py_DECREF(lines);
   return result;
 }
-
-
 }  // namespace
 
 Error::Error(absl::Status status)
@@ -119,39 +118,6 @@ PythonError PythonError::FetchAndClear() {
 
 void ThrowIfPythonError() {
   if (PyErr_Occurred() != nullptr) throw PythonError::FetchAndClear();
-}
-
-namespace {
-PyObject* RunInMain(std::string_view code, int start) PYSCOPE_REQUIRES_GIL {
-  PyObject* main_module = PyImport_AddModule("__main__");  // borrowed
-  if (main_module == nullptr) return nullptr;
-  PyObject* globals = PyModule_GetDict(main_module);  // borrowed
-  const std::string source(code);
-  return PyRun_StringFlags(source.c_str(), start, globals, globals, nullptr);
-}
-}  // namespace
-
-void Exec(std::string_view code) {
-  PyObject* result = RunInMain(code, Py_file_input);
-  if (result == nullptr) throw PythonError::FetchAndClear();
-  Py_DECREF(result);
-}
-
-absl::Status TryExec(std::string_view code) {
-  PyObject* result = RunInMain(code, Py_file_input);
-  if (result != nullptr) {
-    Py_DECREF(result);
-    return absl::OkStatus();
-  }
-  PythonError error = PythonError::FetchAndClear();
-  return absl::UnknownError(
-      absl::StrCat(error.status().message(), "\n", error.traceback()));
-}
-
-PyObject* Eval(std::string_view expression) {
-  PyObject* result = RunInMain(expression, Py_eval_input);
-  if (result == nullptr) throw PythonError::FetchAndClear();
-  return result;
 }
 
 }  // namespace pyscope

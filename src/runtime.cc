@@ -2,7 +2,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // ScopedRuntime: PyConfig from RuntimeOptions, initialization, and the
-// finalization protocol described in pyscope/runtime.h.
+// finalization protocol described in pyscope/runtime.h, step by step.
 
 #include "pyscope/runtime.h"
 
@@ -18,14 +18,43 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "core_internal.h"
+#include "attach.h"
+#include "gate.h"
+#include "interpreter_registry.h"
+#include "lock.h"
+#include "misuse.h"
 #include "pyscope/error.h"
+#include "pyscope/exec.h"
+#include "thread_state_cache.h"
 
 namespace pyscope {
 namespace {
 
-using detail::Core;
-using detail::GetCore;
+using detail::CoreLock;
+using detail::Gate;
+using detail::Record;
+
+// What exists once per process for ScopedRuntime: which runtime is live,
+// the thread state its initializing thread started with, and the exit
+// callbacks.
+struct Process {
+  detail::CoreMutex mu;
+  const ScopedRuntime* live ABSL_GUARDED_BY(mu) = nullptr;
+  std::vector<ScopedRuntime::ExitCallback> exit_callbacks ABSL_GUARDED_BY(mu);
+  // Written and read by the runtime's own thread.
+  Record* initializer = nullptr;
+  PyThreadState* init_tstate = nullptr;
+};
+
+Process& GetProcess() {
+  // Never destroyed: a ScopedRuntime may be a static object.
+  static Process* const process = new Process;
+  return *process;
+}
+
+void KeepFirstError(absl::Status& result, absl::Status status) {
+  if (result.ok() && !status.ok()) result = std::move(status);
+}
 
 bool Exists(const std::string& path) {
   struct stat info;
@@ -72,9 +101,8 @@ absl::Status CheckStandardLibrary(const RuntimeOptions& options) {
 
 absl::Status FromPyStatus(const PyStatus& status, const char* what) {
   if (PyStatus_IsExit(status)) {
-    return absl::InternalError(absl::StrCat("pyscope: ", what,
-                                            " asked to exit with code ",
-                                            status.exitcode));
+    return absl::InternalError(absl::StrCat(
+        "pyscope: ", what, " asked to exit with code ", status.exitcode));
   }
   return absl::InternalError(absl::StrCat(
       "pyscope: ", what, " failed",
@@ -96,9 +124,8 @@ absl::Status AppendAll(PyConfig* config, PyWideStringList* list,
   for (const std::string& value : values) {
     wchar_t* wide = Py_DecodeLocale(value.c_str(), nullptr);
     if (wide == nullptr) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("pyscope: cannot decode ", name, " entry \"", value,
-                       "\""));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "pyscope: cannot decode ", name, " entry \"", value, "\""));
     }
     PyStatus status = PyWideStringList_Append(list, wide);
     PyMem_RawFree(wide);
@@ -160,11 +187,10 @@ absl::Status KeepDefaultSigint() PYSCOPE_REQUIRES_GIL {
   PyObject* module = PyImport_ImportModule("signal");
   if (module == nullptr) return PythonError::FetchAndClear().status();
   PyObject* default_handler = PyObject_GetAttrString(module, "SIG_DFL");
-  PyObject* result =
-      default_handler == nullptr
-          ? nullptr
-          : PyObject_CallMethod(module, "signal", "iO", SIGINT,
-                                default_handler);
+  PyObject* result = default_handler == nullptr
+                         ? nullptr
+                         : PyObject_CallMethod(module, "signal", "iO", SIGINT,
+                                               default_handler);
   Py_XDECREF(default_handler);
   Py_DECREF(module);
   if (result == nullptr) return PythonError::FetchAndClear().status();
@@ -188,6 +214,228 @@ absl::Status PrependSysPath(const std::vector<std::string>& paths)
     Py_DECREF(entry);
   }
   return absl::OkStatus();
+}
+
+// --- Initialization steps ---
+
+// 1. One live runtime per process.
+absl::Status Claim(const ScopedRuntime* runtime, const SourceLocation& where) {
+  Process& process = GetProcess();
+  {
+    CoreLock lock(&process.mu);
+    if (process.live == nullptr) {
+      process.live = runtime;
+      return absl::OkStatus();
+    }
+  }
+  detail::ReportMisuse(
+      Misuse::kSecondRuntime, detail::GuardKind::kScopedRuntime, where,
+      "A pyscope runtime is already live in this process; CPython has one "
+      "main interpreter. Share the existing ScopedRuntime, or finalize it "
+      "before creating a new one.");
+  return absl::AlreadyExistsError(
+      "pyscope: a ScopedRuntime is already live in this process");
+}
+
+void ReleaseClaim() {
+  Process& process = GetProcess();
+  CoreLock lock(&process.mu);
+  process.live = nullptr;
+}
+
+// 2a. Adopt: the host started CPython.
+absl::Status CheckHostStarted() {
+  if (!Py_IsInitialized()) {
+    return absl::FailedPreconditionError(
+        "pyscope: ScopedRuntime::Adopt: Python is not initialized");
+  }
+  return absl::OkStatus();
+}
+
+// 2b. Start CPython from `options` and release the GIL (principle 1: no
+// ambient GIL; the initializing thread gets it back through GILGuard like
+// any other thread). `*init_tstate` is the thread's main thread state.
+absl::Status StartPython(const RuntimeOptions& options,
+                         PyThreadState** init_tstate)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {  // Py_InitializeFromConfig attaches
+  if (Py_IsInitialized()) {
+    return absl::AlreadyExistsError(
+        "pyscope: Python is already initialized by the host; use "
+        "ScopedRuntime::Adopt() to use pyscope with it");
+  }
+  absl::Status status = CheckStandardLibrary(options);
+  if (!status.ok()) return status;
+  struct sigaction sigint_before;
+  const bool sigint_was_default =
+      sigaction(SIGINT, nullptr, &sigint_before) == 0 &&
+      (sigint_before.sa_flags & SA_SIGINFO) == 0 &&
+      sigint_before.sa_handler == SIG_DFL;
+  PyConfig config;
+  status = BuildConfig(options, &config);
+  if (status.ok()) {
+    PyStatus init = Py_InitializeFromConfig(&config);
+    if (PyStatus_Exception(init)) {
+      status = FromPyStatus(init, "Py_InitializeFromConfig");
+    }
+  }
+  PyConfig_Clear(&config);
+  if (!status.ok()) return status;
+  // Py_InitializeFromConfig returned with this thread attached.
+  if (!options.prepend_sys_path.empty() &&
+      options.module_search_paths.empty()) {
+    status = PrependSysPath(options.prepend_sys_path);
+  }
+  if (status.ok() && !options.install_signal_handlers && sigint_was_default) {
+    status = KeepDefaultSigint();
+  }
+  if (!status.ok()) {
+    Py_FinalizeEx();
+    return status;
+  }
+  *init_tstate = PyEval_SaveThread();
+  return absl::OkStatus();
+}
+
+// 3. Open the gate; the initializing thread keeps its state cached.
+void OpenGate(PyInterpreterState* main, PyThreadState* init_tstate) {
+  Process& process = GetProcess();
+  Record& self = detail::ThisRecord();
+  process.initializer = &self;
+  process.init_tstate = init_tstate;
+  const uint64_t generation = Gate::Get().Open(main);
+  if (init_tstate != nullptr) {
+    self.main_tstate = init_tstate;
+    self.main_generation = generation;
+  }
+}
+
+// --- Finalization steps (numbered as in pyscope/runtime.h) ---
+
+// Finalize runs on the initializing thread outside every guard scope.
+absl::Status CheckFinalizingThread(Record& self, const SourceLocation& where) {
+  Process& process = GetProcess();
+  if (&self != process.initializer) {
+    detail::ReportMisuse(
+        Misuse::kFinalizeOnOtherThread, detail::GuardKind::kScopedRuntime,
+        where,
+        absl::StrCat("The runtime was initialized on thread ",
+                     detail::DescribeThread(*process.initializer),
+                     "; CPython must be finalized on that thread (its main "
+                     "thread state lives there). Finalize or destroy the "
+                     "ScopedRuntime on the thread that created it.")
+            .c_str());
+    return absl::FailedPreconditionError(
+        "pyscope: ScopedRuntime::Finalize called on a thread other than the "
+        "initializing one");
+  }
+  if (self.level != 0) {
+    detail::ReportMisuse(
+        Misuse::kFinalizeWhileAttached, detail::GuardKind::kScopedRuntime,
+        where,
+        absl::StrCat("The finalizing thread still has ", self.level,
+                     " pyscope guard scope(s) open. End every GILGuard, "
+                     "AllowThreads and ThreadStateSwap on this thread before "
+                     "finalizing the runtime.")
+            .c_str());
+    return absl::FailedPreconditionError(
+        "pyscope: ScopedRuntime::Finalize called inside a guard scope");
+  }
+  return absl::OkStatus();
+}
+
+// 3. Every live sub-interpreter ends first (Py_FinalizeEx aborts on live
+// ones before 3.13). One that cannot end safely keeps Python from being
+// finalized (step 6).
+absl::Status EndSubInterpreters() { return detail::EndAllInterpreters(); }
+
+// How the finalizing thread holds the GIL for the exit callbacks.
+struct FinalizerGil {
+  bool adopted;
+  PyGILState_STATE adopted_state{};
+};
+
+// 5. Takes the GIL and runs the exit callbacks, last added first, while
+// Python fully works. Returns the first exception a callback threw.
+absl::Status RunExitCallbacks(Record& self, FinalizerGil* gil)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {  // attaches by itself
+  Process& process = GetProcess();
+  if (gil->adopted) {
+    gil->adopted_state = PyGILState_Ensure();
+  } else {
+    PyEval_RestoreThread(process.init_tstate);
+  }
+  self.holding = true;
+  self.tstate = detail::compat::CurrentThreadStateUnchecked();
+  std::vector<ScopedRuntime::ExitCallback> callbacks;
+  {
+    CoreLock lock(&process.mu);
+    callbacks.swap(process.exit_callbacks);
+  }
+  absl::Status result;
+  for (auto it = callbacks.rbegin(); it != callbacks.rend(); ++it) {
+    try {
+      (*it)();
+    } catch (const std::exception& e) {
+      KeepFirstError(result,
+                     absl::InternalError(absl::StrCat(
+                         "pyscope: an exit callback threw: ", e.what())));
+    } catch (...) {
+      KeepFirstError(result,
+                     absl::InternalError("pyscope: an exit callback threw a "
+                                         "non-standard exception"));
+    }
+    if (PyErr_Occurred() != nullptr) PyErr_Clear();
+  }
+  return result;
+}
+
+// 6. Py_FinalizeEx, or hands the interpreter back: to the host (adopted),
+// or left initialized when a sub-interpreter could not be ended (`subs`).
+absl::Status FinalizePython(Record& self, const FinalizerGil& gil,
+                            const absl::Status& subs)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {  // detaches by itself
+  self.holding = false;
+  self.tstate = nullptr;
+  if (gil.adopted) {
+    // Forget, do not delete, the thread states pyscope created for other
+    // threads of the host's main interpreter: each is its thread's
+    // PyGILState thread state, so deleting it from this thread leaves that
+    // thread's gilstate pointer dangling (its next PyGILState_Ensure is a
+    // use after free), and from 3.12 also clears *this* thread's gilstate
+    // binding (unbind_gilstate_tstate in Python/pystate.c clears the
+    // calling thread's slot), so PyGILState_Release below aborts with
+    // "auto-releasing thread-state, but no thread-state for this thread".
+    // The host's Py_FinalizeEx frees them; the generation bump of step 7
+    // keeps pyscope from using them again.
+    PyGILState_Release(gil.adopted_state);
+    return absl::OkStatus();
+  }
+  if (!detail::InterpreterRegistry::Get().empty()) {
+    // Leaving Python initialized is safe; Py_FinalizeEx with a live
+    // sub-interpreter that still has threads inside is not.
+    PyEval_SaveThread();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "pyscope: Py_FinalizeEx was not called because a sub-interpreter "
+        "could not be ended: ",
+        subs.message()));
+  }
+  const int rc = Py_FinalizeEx();
+  Gate::Get().MarkFreed();
+  if (rc != 0) {
+    return absl::InternalError(absl::StrCat(
+        "pyscope: Py_FinalizeEx returned ", rc,
+        " (flushing sys.stdout or sys.stderr failed during finalization)"));
+  }
+  return absl::OkStatus();
+}
+
+// 7. Forget every cached thread state (new generation) and the claim.
+void Forget() {
+  Process& process = GetProcess();
+  process.init_tstate = nullptr;
+  Gate::Get().Finish();
+  process.initializer = nullptr;
+  ReleaseClaim();
 }
 
 }  // namespace
@@ -236,93 +484,17 @@ absl::StatusOr<std::unique_ptr<ScopedRuntime>> ScopedRuntime::Adopt(
 }
 
 absl::Status ScopedRuntime::Initialize(bool adopt) {
-  Core& core = GetCore();
-  {
-    detail::CoreLock lock(&core.mu);
-    if (core.live_runtime != nullptr) {
-      lock.Release();
-      detail::ReportMisuse(
-          Misuse::kSecondRuntime, detail::GuardKind::kScopedRuntime, where_,
-          "A pyscope runtime is already live in this process; CPython has "
-          "one main interpreter. Share the existing ScopedRuntime, or "
-          "finalize it before creating a new one.");
-      return absl::AlreadyExistsError(
-          "pyscope: a ScopedRuntime is already live in this process");
-    }
-    core.live_runtime = this;
-  }
-  auto release_claim = absl::MakeCleanup([&core] {
-    detail::CoreLock lock(&core.mu);
-    core.live_runtime = nullptr;
-  });
-
+  // 1. Claim the process's one runtime.
+  absl::Status status = Claim(this, where_);
+  if (!status.ok()) return status;
+  auto release_claim = absl::MakeCleanup(&ReleaseClaim);
+  // 2. Start CPython, or adopt the host's.
   PyThreadState* init_tstate = nullptr;
-  if (adopt) {
-    if (!Py_IsInitialized()) {
-      return absl::FailedPreconditionError(
-          "pyscope: ScopedRuntime::Adopt: Python is not initialized");
-    }
-    main_interp_ = PyInterpreterState_Main();
-  } else {
-    if (Py_IsInitialized()) {
-      return absl::AlreadyExistsError(
-          "pyscope: Python is already initialized by the host; use "
-          "ScopedRuntime::Adopt() to use pyscope with it");
-    }
-    absl::Status status = CheckStandardLibrary(options_);
-    if (!status.ok()) return status;
-    struct sigaction sigint_before;
-    const bool sigint_was_default =
-        sigaction(SIGINT, nullptr, &sigint_before) == 0 &&
-        (sigint_before.sa_flags & SA_SIGINFO) == 0 &&
-        sigint_before.sa_handler == SIG_DFL;
-    PyConfig config;
-    status = BuildConfig(options_, &config);
-    if (status.ok()) {
-      PyStatus init = Py_InitializeFromConfig(&config);
-      if (PyStatus_Exception(init)) {
-        status = FromPyStatus(init, "Py_InitializeFromConfig");
-      }
-    }
-    PyConfig_Clear(&config);
-    if (!status.ok()) return status;
-    // Py_InitializeFromConfig returned with this thread attached.
-    PYSCOPE_ASSERT_GIL_HELD();
-    main_interp_ = PyInterpreterState_Main();
-    if (!options_.prepend_sys_path.empty() &&
-        options_.module_search_paths.empty()) {
-      status = PrependSysPath(options_.prepend_sys_path);
-      if (!status.ok()) {
-        Py_FinalizeEx();
-        return status;
-      }
-    }
-    if (!options_.install_signal_handlers && sigint_was_default) {
-      status = KeepDefaultSigint();
-      if (!status.ok()) {
-        Py_FinalizeEx();
-        return status;
-      }
-    }
-    // Principle 1: no ambient GIL. The initializing thread gets it back
-    // through GILGuard like any other thread.
-    init_tstate = PyEval_SaveThread();
-  }
-
-  detail::PrepareGateFences();
-  core.main_interp = main_interp_;
-  core.init_record = &detail::ThisThread();
-  core.init_tstate = init_tstate;
-  const uint64_t generation =
-      core.generation.fetch_add(1, std::memory_order_seq_cst) + 1;
-  if (init_tstate != nullptr) {
-    detail::RecordImpl& impl = detail::ImplOf(*core.init_record);
-    impl.main_tstate = init_tstate;
-    impl.main_generation = generation;
-  }
-  core.hard.store(false, std::memory_order_seq_cst);
-  core.state.store(static_cast<int>(RuntimeState::kRunning),
-                   std::memory_order_seq_cst);
+  status = adopt ? CheckHostStarted() : StartPython(options_, &init_tstate);
+  if (!status.ok()) return status;
+  main_interp_ = PyInterpreterState_Main();
+  // 3. Open the gate.
+  OpenGate(main_interp_, init_tstate);
   std::move(release_claim).Cancel();
   adopted_ = adopt;
   live_ = true;
@@ -339,149 +511,58 @@ ScopedRuntime::~ScopedRuntime() {
 }
 
 void ScopedRuntime::AddExitCallback(ExitCallback callback) {
-  Core& core = GetCore();
-  detail::CoreLock lock(&core.mu);
-  core.exit_callbacks.push_back(std::move(callback));
+  Process& process = GetProcess();
+  CoreLock lock(&process.mu);
+  process.exit_callbacks.push_back(std::move(callback));
 }
 
 absl::Status ScopedRuntime::Finalize() {
   if (finalized_) return finalize_status_;
   if (!live_) return absl::OkStatus();
-  Core& core = GetCore();
-  detail::ThreadRecord& self = detail::ThisThread();
-  if (&self != core.init_record) {
-    detail::ReportMisuse(
-        Misuse::kFinalizeOnOtherThread, detail::GuardKind::kScopedRuntime,
-        where_,
-        absl::StrCat("The runtime was initialized on thread ",
-                     detail::DescribeThread(*core.init_record),
-                     "; CPython must be finalized on that thread (its main "
-                     "thread state lives there). Finalize or destroy the "
-                     "ScopedRuntime on the thread that created it.")
-            .c_str());
-    return absl::FailedPreconditionError(
-        "pyscope: ScopedRuntime::Finalize called on a thread other than the "
-        "initializing one");
-  }
-  if (self.level != 0) {
-    detail::ReportMisuse(
-        Misuse::kFinalizeWhileAttached, detail::GuardKind::kScopedRuntime,
-        where_,
-        absl::StrCat("The finalizing thread still has ", self.level,
-                     " pyscope guard scope(s) open. End every GILGuard, "
-                     "AllowThreads and ThreadStateSwap on this thread before "
-                     "finalizing the runtime.")
-            .c_str());
-    return absl::FailedPreconditionError(
-        "pyscope: ScopedRuntime::Finalize called inside a guard scope");
-  }
-
-  // 1. Close the gate; 2. drain.
-  core.state.store(static_cast<int>(RuntimeState::kFinalizing),
-                   std::memory_order_seq_cst);
-  detail::GateFence();
-  absl::Status result = detail::DrainAttachedThreads(options_.drain_deadline);
-  // Every live sub-interpreter ends first (Py_FinalizeEx aborts on live ones
-  // before 3.13). One that cannot end safely keeps Python from finalizing.
-  absl::Status subs = detail::EndAllInterpreters();
-  if (!subs.ok() && result.ok()) result = subs;
-  bool subs_alive = false;
-  {
-    detail::CoreLock lock(&core.mu);
-    subs_alive = !core.interps.empty();
-  }
-  // Point of no return: no re-attachment of a thread state that
-  // Py_FinalizeEx will free may start from here on. (An adopted runtime
-  // frees nothing: the host's interpreter keeps running.)
-  if (!adopted_) {
-    core.hard.store(true, std::memory_order_seq_cst);
-    detail::GateFence();
-  }
-  detail::WaitForAttachingThreads();
-
-  // 3. Exit callbacks, GIL held, Python fully working.
-  PyGILState_STATE adopted_gil{};
+  Record& self = detail::ThisRecord();
+  absl::Status result = CheckFinalizingThread(self, where_);
+  if (!result.ok()) return result;
+  Gate& gate = Gate::Get();
+  // 1. Close the gate.
+  gate.Close(self.slot);
+  // 2. Drain.
+  result = gate.Drain(options_.drain_deadline);
+  // 3. End the sub-interpreters.
+  const absl::Status subs = EndSubInterpreters();
+  KeepFirstError(result, subs);
+  // 4. Point of no return. (An adopted runtime frees nothing: the host's
+  //    interpreter keeps running.)
   if (adopted_) {
-    adopted_gil = PyGILState_Ensure();
+    gate.WaitForAttaching();
   } else {
-    PyEval_RestoreThread(core.init_tstate);
+    gate.PassPointOfNoReturn();
   }
-  PYSCOPE_ASSERT_GIL_HELD();
-  self.holding = true;
-  self.tstate = detail::compat::CurrentThreadStateUnchecked();
-  std::vector<ExitCallback> callbacks;
-  {
-    detail::CoreLock lock(&core.mu);
-    callbacks.swap(core.exit_callbacks);
-  }
-  for (auto it = callbacks.rbegin(); it != callbacks.rend(); ++it) {
-    try {
-      (*it)();
-    } catch (const std::exception& e) {
-      if (result.ok()) {
-        result = absl::InternalError(
-            absl::StrCat("pyscope: an exit callback threw: ", e.what()));
-      }
-    } catch (...) {
-      if (result.ok()) {
-        result = absl::InternalError(
-            "pyscope: an exit callback threw a non-standard exception");
-      }
-    }
-    if (PyErr_Occurred() != nullptr) PyErr_Clear();
-  }
-
-  // 4. Finalize (or hand the interpreter back to the host).
-  if (adopted_) {
-    // Forget, do not delete, the thread states pyscope created for other
-    // threads of the host's main interpreter: each is its thread's
-    // PyGILState thread state, so deleting it from this thread leaves that
-    // thread's gilstate pointer dangling (its next PyGILState_Ensure is a
-    // use after free), and from 3.12 also clears *this* thread's gilstate
-    // binding (unbind_gilstate_tstate in Python/pystate.c clears the
-    // calling thread's slot), so PyGILState_Release below aborts with
-    // "auto-releasing thread-state, but no thread-state for this thread".
-    // The host's Py_FinalizeEx frees them; the generation bump below keeps
-    // pyscope from using them again.
-    self.holding = false;
-    self.tstate = nullptr;
-    PyGILState_Release(adopted_gil);
-  } else if (subs_alive) {
-    // Leaving Python initialized is safe; Py_FinalizeEx with a live
-    // sub-interpreter that still has threads inside is not.
-    self.holding = false;
-    self.tstate = nullptr;
-    PyEval_SaveThread();
-    result = absl::FailedPreconditionError(absl::StrCat(
-        "pyscope: Py_FinalizeEx was not called because a sub-interpreter "
-        "could not be ended: ",
-        subs.message()));
-  } else {
-    const int rc = Py_FinalizeEx();
-    core.freed_generation.store(core.generation.load());
-    self.holding = false;
-    self.tstate = nullptr;
-    if (rc != 0 && result.ok()) {
-      result = absl::InternalError(absl::StrCat(
-          "pyscope: Py_FinalizeEx returned ", rc,
-          " (flushing sys.stdout or sys.stderr failed during finalization)"));
-    }
-  }
-
-  // 5. Forget every cached thread state.
-  core.main_interp = nullptr;
-  core.init_tstate = nullptr;
-  core.generation.fetch_add(1, std::memory_order_seq_cst);
-  core.state.store(static_cast<int>(RuntimeState::kFinalized),
-                   std::memory_order_seq_cst);
-  {
-    detail::CoreLock lock(&core.mu);
-    core.init_record = nullptr;
-    core.live_runtime = nullptr;
-  }
+  // 5. Exit callbacks.
+  FinalizerGil gil{adopted_};
+  KeepFirstError(result, RunExitCallbacks(self, &gil));
+  // 6. Py_FinalizeEx.
+  KeepFirstError(result, FinalizePython(self, gil, subs));
+  // 7. Forget.
+  Forget();
   finalized_ = true;
   finalize_status_ = result;
   return result;
 }
+
+RuntimeState GetRuntimeState() {
+  switch (Gate::Get().state()) {
+    case Gate::State::kUninitialized:
+      return RuntimeState::kUninitialized;
+    case Gate::State::kRunning:
+      return RuntimeState::kRunning;
+    case Gate::State::kFinalizing:
+      return RuntimeState::kFinalizing;
+    case Gate::State::kFinalized:
+      break;
+  }
+  return RuntimeState::kFinalized;
+}
+
+uint64_t RuntimeGeneration() { return Gate::Get().generation(); }
 
 }  // namespace pyscope

@@ -2,11 +2,12 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // SubInterpreter: creation that leaves the caller's thread state as it was,
-// entry through the thread-state cache (src/core.cc), and an end protocol
+// entry through the thread-state cache (attach.cc), and an end protocol
 // that never reaches Py_EndInterpreter's fatal errors.
 
 #include "pyscope/sub_interpreter.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
@@ -16,85 +17,146 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "core_internal.h"
+#include "attach.h"
+#include "gate.h"
+#include "interpreter_registry.h"
+#include "pyscope/exec.h"
+#include "thread_state_cache.h"
 
 namespace pyscope {
 namespace detail {
 namespace {
 
+compat::InterpreterSettings SettingsOf(const SubInterpreterOptions& o) {
+  compat::InterpreterSettings settings;
+  settings.use_main_obmalloc = o.use_main_obmalloc;
+  settings.allow_fork = o.allow_fork;
+  settings.allow_exec = o.allow_exec;
+  settings.allow_threads = o.allow_threads;
+  settings.allow_daemon_threads = o.allow_daemon_threads;
+  settings.check_multi_interp_extensions = o.check_multi_interp_extensions;
+  settings.own_gil = o.gil == SubInterpreterOptions::Gil::kOwn;
+  return settings;
+}
+
 bool IsLegacy(const SubInterpreterOptions& o) {
-  const SubInterpreterOptions legacy = SubInterpreterOptions::Legacy();
-  return o.use_main_obmalloc == legacy.use_main_obmalloc &&
-         o.allow_fork == legacy.allow_fork &&
-         o.allow_exec == legacy.allow_exec &&
-         o.allow_threads == legacy.allow_threads &&
-         o.allow_daemon_threads == legacy.allow_daemon_threads &&
-         o.check_multi_interp_extensions ==
+  const compat::InterpreterSettings settings = SettingsOf(o);
+  const compat::InterpreterSettings legacy;
+  return settings.use_main_obmalloc == legacy.use_main_obmalloc &&
+         settings.allow_fork == legacy.allow_fork &&
+         settings.allow_exec == legacy.allow_exec &&
+         settings.allow_threads == legacy.allow_threads &&
+         settings.allow_daemon_threads == legacy.allow_daemon_threads &&
+         settings.check_multi_interp_extensions ==
              legacy.check_multi_interp_extensions &&
-         o.gil == legacy.gil;
+         settings.own_gil == legacy.own_gil;
 }
 
-// Creates the interpreter with the calling thread attached (as `before`);
-// on return the new interpreter's first thread state is current.
-PyThreadState* NewInterpreter(const SubInterpreterOptions& options,
-                              absl::Status* status) PYSCOPE_REQUIRES_GIL {
-  PyThreadState* created = nullptr;
-#if PY_VERSION_HEX >= 0x030C0000
-  PyInterpreterConfig config = {};
-  config.use_main_obmalloc = options.use_main_obmalloc ? 1 : 0;
-  config.allow_fork = options.allow_fork ? 1 : 0;
-  config.allow_exec = options.allow_exec ? 1 : 0;
-  config.allow_threads = options.allow_threads ? 1 : 0;
-  config.allow_daemon_threads = options.allow_daemon_threads ? 1 : 0;
-  config.check_multi_interp_extensions =
-      options.check_multi_interp_extensions ? 1 : 0;
-  config.gil = options.gil == SubInterpreterOptions::Gil::kOwn
-                   ? PyInterpreterConfig_OWN_GIL
-                   : PyInterpreterConfig_SHARED_GIL;
-  PyStatus result = Py_NewInterpreterFromConfig(&created, &config);
-  if (PyStatus_Exception(result)) {
-    *status = absl::InternalError(absl::StrCat(
-        "pyscope: Py_NewInterpreterFromConfig failed",
-        result.func != nullptr ? absl::StrCat(" in ", result.func) : "", ": ",
-        result.err_msg != nullptr ? result.err_msg : "unknown error"));
-    return nullptr;
+std::string DescribeActive(InterpControl& control)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(control.mu) {
+  std::vector<std::string> threads;
+  for (ThreadRecord* record : control.active) {
+    threads.push_back(DescribeThread(RecordOf(*record)));
   }
-#else
-  (void)options;
-  created = Py_NewInterpreter();
-  if (created == nullptr) {
-    *status = absl::InternalError("pyscope: Py_NewInterpreter failed");
-  }
-#endif
-  return created;
+  return absl::StrJoin(threads, ", ");
 }
 
-// Counts the thread states of `interp` other than `keep` that pyscope does
-// not own (daemon threads, states created by hand). Requires `interp`'s GIL.
-int ForeignThreadStates(InterpControl& control, PyThreadState* keep)
-    PYSCOPE_REQUIRES_GIL {
-  Core& core = GetCore();
-  std::vector<PyThreadState*> ours;
+// Step 1 of End: refuses new entries and waits up to the end deadline for
+// the scopes on other threads to leave. OK to go on; *done when there is
+// nothing to do (ended before).
+// (The analysis cannot see control.mu held through std::unique_lock.)
+absl::Status CloseToEntries(InterpControl& control, ThreadRecord& record,
+                            bool* done) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  std::unique_lock<std::mutex> lock(control.mu.native());
   {
-    CoreLock lock(&core.mu);
-    for (ThreadRecord* record : core.records) {
-      RecordImpl& impl = ImplOf(*record);
-      CoreLock owned_lock(&impl.mu);
-      for (const OwnedThreadState& owned : impl.owned) {
-        if (owned.interp == control.interp) ours.push_back(owned.tstate);
-      }
+    if (control.ended) {
+      *done = true;
+      return absl::OkStatus();
     }
-    for (const OrphanThreadState& orphan : core.orphans) {
-      if (orphan.interp == control.interp) ours.push_back(orphan.tstate);
+    if (control.end_in_progress) {
+      return absl::UnavailableError(
+          absl::StrCat("pyscope: sub-interpreter ", control.id,
+                       " is being ended on another thread"));
+    }
+    if (std::find(control.active.begin(), control.active.end(), &record) !=
+        control.active.end()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "pyscope: SubInterpreter::End called on a thread that is inside a "
+          "scope of sub-interpreter ",
+          control.id, "; leave the scope first"));
+    }
+    control.ending = true;
+    control.end_in_progress = true;
+    const auto deadline = std::chrono::steady_clock::now() +
+                          absl::ToChronoNanoseconds(control.end_deadline);
+    if (!control.idle.wait_until(lock, deadline,
+                                 [&control]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                                   return control.active.empty();
+                                 })) {
+      control.end_in_progress = false;
+      return absl::DeadlineExceededError(absl::StrCat(
+          "pyscope: sub-interpreter ", control.id, " was not ended: after ",
+          absl::FormatDuration(control.end_deadline),
+          " these threads were still inside it: ", DescribeActive(control),
+          ". New entries stay refused; call End() again once they leave."));
+    }
+    return absl::OkStatus();
+  }
+}
+
+// Marks the end attempt's outcome: ended, or reopened for entries.
+void FinishEnd(InterpControl& control, bool ended) {
+  CoreLock lock(&control.mu);
+  control.end_in_progress = false;
+  if (ended) {
+    control.ended = true;
+    control.interp = nullptr;
+  } else {
+    control.ending = false;
+  }
+}
+
+// Where the ending thread was, to come back to it exactly.
+struct Return {
+  PyThreadState* previous;  // attached before End, or null
+  PyThreadState* home;      // attached after End (then detached if
+                            // `previous` is null)
+};
+
+// Step 3: attaches the calling thread to the interpreter to end, with its
+// own cached state for it if it has one, else a new one. Reusing matters:
+// if this thread first imported threading there, its thread state holds
+// threading's main-thread sentinel lock, and Py_EndInterpreter's
+// threading._shutdown() asserts the lock is still held; deleting the state
+// first would release it.
+absl::Status AttachForEnding(InterpControl& control, Record& record,
+                             Return* back, PyThreadState** ending)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  ThreadStateCache& cache = ThreadStateCache::Get();
+  const uint64_t generation = Gate::Get().generation();
+  back->previous = AttachedHere(record);
+  back->home = back->previous != nullptr
+                   ? back->previous
+                   : cache.FindOrCreate(record, Gate::Get().main_interpreter(),
+                                        generation);
+  PyThreadState* tstate = cache.TakeOwn(record, control.interp, generation);
+  if (tstate == nullptr) tstate = PyThreadState_New(control.interp);
+  if (back->home == nullptr || tstate == nullptr) {
+    return absl::ResourceExhaustedError(
+        "pyscope: PyThreadState_New failed (out of memory)");
+  }
+  if (back->previous != nullptr) PyEval_SaveThread();
+  {
+    Gate::Admission admission(record.slot);
+    if (!admission.past_point_of_no_return()) {
+      PyEval_RestoreThread(tstate);
+      *ending = tstate;
+      return absl::OkStatus();
     }
   }
-  int foreign = 0;
-  for (PyThreadState* t = PyInterpreterState_ThreadHead(control.interp);
-       t != nullptr; t = PyThreadState_Next(t)) {
-    if (t == keep) continue;
-    if (std::find(ours.begin(), ours.end(), t) == ours.end()) ++foreign;
-  }
-  return foreign;
+  if (back->previous != nullptr) PyEval_RestoreThread(back->previous);
+  return absl::UnavailableError(
+      "pyscope: the runtime is past finalization's point of no return");
 }
 
 // Runs threading._shutdown() if the interpreter imported threading, as
@@ -114,185 +176,98 @@ void JoinPythonThreads() PYSCOPE_REQUIRES_GIL {
   }
 }
 
-std::string DescribeActive(InterpControl& control)
-    ABSL_EXCLUSIVE_LOCKS_REQUIRED(control.mu) {
-  std::vector<std::string> threads;
-  for (ThreadRecord* record : control.active) {
-    threads.push_back(DescribeThread(*record));
-  }
-  return absl::StrJoin(threads, ", ");
+// Step 5, when thread states pyscope did not create remain: detaches,
+// keeping the ending state as this thread's cached one (it may be the
+// interpreter's first thread state, which CPython 3.12 embeds in the
+// interpreter and cannot re-create after deleting it: "thread state
+// already initialized" at the next PyThreadState_New), and goes back.
+absl::Status GiveUpEnding(InterpControl& control, Record& record,
+                          const Return& back, PyThreadState* ending,
+                          int foreign) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  PyEval_SaveThread();
+  ThreadStateCache::Get().Adopt(record, control.interp, ending,
+                                Gate::Get().generation());
+  if (back.previous != nullptr) PyEval_RestoreThread(back.previous);
+  return absl::FailedPreconditionError(absl::StrCat(
+      "pyscope: sub-interpreter ", control.id, " was not ended: it still has ",
+      foreign,
+      " thread state(s) that pyscope did not create (daemon threads of the "
+      "threading module, or states made with PyThreadState_New); "
+      "Py_EndInterpreter would abort the process with \"not the last "
+      "thread\". Stop those threads and call End() again."));
 }
 
-// Removes and returns the calling thread's cached state for `interp`.
-PyThreadState* TakeOwnThreadState(ThreadRecord& record,
-                                  PyInterpreterState* interp) {
-  RecordImpl& impl = ImplOf(record);
-  const uint64_t generation = GetCore().generation.load();
-  CoreLock lock(&impl.mu);
-  for (auto it = impl.owned.begin(); it != impl.owned.end(); ++it) {
-    if (it->interp == interp && it->generation == generation) {
-      PyThreadState* tstate = it->tstate;
-      impl.owned.erase(it);
-      return tstate;
-    }
-  }
-  return nullptr;
-}
-
-}  // namespace
-
-// Detaches from and re-attaches to interpreters by itself (SaveThread,
-// RestoreThread, Py_EndInterpreter), which the analysis cannot follow.
-absl::Status EndInterpreter(InterpControl& control)
-    ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  Core& core = GetCore();
-  ThreadRecord& record = ThisThread();
-  {
-    std::unique_lock<std::mutex> lock(control.mu.native());
-    if (control.ended) return absl::OkStatus();
-    if (control.end_in_progress) {
-      return absl::UnavailableError(absl::StrCat(
-          "pyscope: sub-interpreter ", control.id,
-          " is being ended on another thread"));
-    }
-    if (std::find(control.active.begin(), control.active.end(), &record) !=
-        control.active.end()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "pyscope: SubInterpreter::End called on a thread that is inside a "
-          "scope of sub-interpreter ",
-          control.id, "; leave the scope first"));
-    }
-    control.ending = true;
-    control.end_in_progress = true;
-    // Wait for scopes on other threads to leave.
-    const auto deadline = std::chrono::steady_clock::now() +
-                          absl::ToChronoNanoseconds(control.end_deadline);
-    // (The lambda runs with control.mu held by `lock`; the analysis cannot
-    // see through std::unique_lock.)
-    if (!control.idle.wait_until(
-            lock, deadline,
-            [&control]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-              return control.active.empty();
-            })) {
-      control.end_in_progress = false;
-      return absl::DeadlineExceededError(absl::StrCat(
-          "pyscope: sub-interpreter ", control.id, " was not ended: after ",
-          absl::FormatDuration(control.end_deadline),
-          " these threads were still inside it: ", DescribeActive(control),
-          ". New entries stay refused; call End() again once they leave."));
-    }
-  }
-  auto finish = [&control](bool ended) {
-    CoreLock lock(&control.mu);
-    control.end_in_progress = false;
-    if (ended) {
-      control.ended = true;
-      control.interp = nullptr;
-    } else {
-      control.ending = false;
-    }
-  };
-  if (control.generation != core.generation.load(std::memory_order_acquire)) {
-    finish(true);  // freed by the finalization of its runtime
-    return absl::OkStatus();
-  }
-
-  // Where the calling thread is now, to come back to it exactly.
-  PyThreadState* current = compat::CurrentThreadStateUnchecked();
-  PyThreadState* previous = nullptr;
-  if (record.holding) {
-    previous = record.tstate;
-  } else if (current != nullptr &&
-             (compat::kCurrentThreadStateIsThreadLocal ||
-              current == PyGILState_GetThisThreadState())) {
-    previous = current;
-  }
-  const uint64_t generation = core.generation.load(std::memory_order_acquire);
-  PyThreadState* home =
-      previous != nullptr ? previous
-                          : ThreadStateFor(record, core.main_interp, generation);
-  // End with this thread's own cached state for the interpreter if it has
-  // one, else a new one. Reusing matters: if this thread first imported
-  // threading there, its thread state holds threading's main-thread sentinel
-  // lock, and Py_EndInterpreter's threading._shutdown() asserts the lock is
-  // still held; deleting the state first would release it.
-  PyThreadState* fresh = TakeOwnThreadState(record, control.interp);
-  if (fresh == nullptr) fresh = PyThreadState_New(control.interp);
-  if (home == nullptr || fresh == nullptr) {
-    finish(false);
-    return absl::ResourceExhaustedError(
-        "pyscope: PyThreadState_New failed (out of memory)");
-  }
-  if (previous != nullptr) PyEval_SaveThread();
-  record.attaching.store(1, std::memory_order_seq_cst);
-  if (core.hard.load(std::memory_order_seq_cst)) {
-    record.attaching.store(0, std::memory_order_release);
-    if (previous != nullptr) PyEval_RestoreThread(previous);
-    finish(false);
-    return absl::UnavailableError(
-        "pyscope: the runtime is past finalization's point of no return");
-  }
-  PyEval_RestoreThread(fresh);
-  record.attaching.store(0, std::memory_order_release);
-
-  // Other threads' cached states go first: if one of those threads imported
-  // threading here, threading._shutdown() waits for its state's sentinel
-  // lock, which only deleting the state releases.
-  DeleteCachedThreadStates(control.interp, fresh);
-  JoinPythonThreads();
-  const int foreign = ForeignThreadStates(control, fresh);
-  if (foreign > 0) {
-    // Keep `fresh` as this thread's cached state: it may be the
-    // interpreter's first thread state, which CPython 3.12 embeds in the
-    // interpreter and cannot re-create after deleting it ("thread state
-    // already initialized" at the next PyThreadState_New).
-    PyEval_SaveThread();
-    AdoptThreadState(record, control.interp, fresh);
-    if (previous != nullptr) PyEval_RestoreThread(previous);
-    finish(false);
-    return absl::FailedPreconditionError(absl::StrCat(
-        "pyscope: sub-interpreter ", control.id, " was not ended: it still has ",
-        foreign,
-        " thread state(s) that pyscope did not create (daemon threads of the "
-        "threading module, or states made with PyThreadState_New); "
-        "Py_EndInterpreter would abort the process with \"not the last "
-        "thread\". Stop those threads and call End() again."));
-  }
-  DeleteCachedThreadStates(control.interp, fresh);
-  // threading._shutdown() ran above; Py_EndInterpreter would run it again,
-  // and on 3.12 a second run on the thread that imported threading fails
-  // ("assert tlock is not None", printed as an ignored exception).
+// Step 6: Py_EndInterpreter, then back to where the thread was.
+void EndAndGoBack(InterpControl& control, const Return& back,
+                  PyThreadState* ending) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  // threading._shutdown() ran in step 4; Py_EndInterpreter would run it
+  // again, and on 3.12 a second run on the thread that imported threading
+  // fails ("assert tlock is not None", printed as an ignored exception).
   if (PyDict_DelItemString(PyImport_GetModuleDict(), "threading") != 0) {
     PyErr_Clear();
   }
   PyInterpreterState* interp = control.interp;
-  Py_EndInterpreter(fresh);
+  Py_EndInterpreter(ending);
   // Py_EndInterpreter leaves no thread state current. Before 3.12 the
   // (shared) GIL is still held, from 3.12 none is: PyThreadState_Swap is
   // the one call that is right in both cases (it takes the GIL of the
   // state it installs only when none is held).
-  PyThreadState_Swap(home);
-  if (previous == nullptr) PyEval_SaveThread();
-  {
-    CoreLock lock(&core.mu);
-    auto& interps = core.interps;
-    interps.erase(std::remove_if(interps.begin(), interps.end(),
-                                 [interp](const auto& c) {
-                                   return c->interp == interp;
-                                 }),
-                  interps.end());
+  PyThreadState_Swap(back.home);
+  if (back.previous == nullptr) PyEval_SaveThread();
+  InterpreterRegistry::Get().Remove(interp);
+}
+
+}  // namespace
+
+// The protocol of SubInterpreter::End (sub_interpreter.h), step by step.
+// Detaches from and re-attaches to interpreters by itself, which the
+// analysis cannot follow.
+absl::Status EndInterpreter(InterpControl& control)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  Record& record = ThisRecord();
+  // 1. Refuse new entries; wait for the scopes on other threads.
+  bool done = false;
+  absl::Status status = CloseToEntries(control, record, &done);
+  if (done || !status.ok()) return status;
+  // 2. A finalization of its runtime freed it already.
+  if (control.generation != Gate::Get().generation()) {
+    FinishEnd(control, /*ended=*/true);
+    return absl::OkStatus();
   }
-  finish(true);
+  // 3. Attach to it on this thread.
+  Return back{};
+  PyThreadState* ending = nullptr;
+  status = AttachForEnding(control, record, &back, &ending);
+  if (!status.ok()) {
+    FinishEnd(control, /*ended=*/false);
+    return status;
+  }
+  // 4. Other threads' cached states go first: if one of those threads
+  //    imported threading here, threading._shutdown() waits for its state's
+  //    sentinel lock, which only deleting the state releases. Then join the
+  //    interpreter's Python threads.
+  ThreadStateCache& cache = ThreadStateCache::Get();
+  const uint64_t generation = Gate::Get().generation();
+  cache.DeleteFor(control.interp, ending, generation);
+  JoinPythonThreads();
+  // 5. Refuse, instead of CPython's fatal "not the last thread", while
+  //    thread states pyscope did not create remain.
+  if (const int foreign = cache.CountForeign(control.interp, ending);
+      foreign > 0) {
+    status = GiveUpEnding(control, record, back, ending, foreign);
+    FinishEnd(control, /*ended=*/false);
+    return status;
+  }
+  cache.DeleteFor(control.interp, ending, generation);
+  // 6. End it and go back.
+  EndAndGoBack(control, back, ending);
+  FinishEnd(control, /*ended=*/true);
   return absl::OkStatus();
 }
 
 absl::Status EndAllInterpreters() {
-  std::vector<std::shared_ptr<InterpControl>> interps;
-  {
-    Core& core = GetCore();
-    CoreLock lock(&core.mu);
-    interps = core.interps;
-  }
+  const std::vector<std::shared_ptr<InterpControl>> interps =
+      InterpreterRegistry::Get().Live();
   absl::Status result;
   // Newest first: an interpreter created from inside another ends first.
   for (auto it = interps.rbegin(); it != interps.rend(); ++it) {
@@ -348,7 +323,8 @@ absl::Status ValidateSubInterpreterOptions(const SubInterpreterOptions& o) {
   return absl::OkStatus();
 }
 
-SubInterpreter::SubInterpreter() : SubInterpreter(SubInterpreterOptions::Legacy()) {}
+SubInterpreter::SubInterpreter()
+    : SubInterpreter(SubInterpreterOptions::Legacy()) {}
 
 SubInterpreter::SubInterpreter(const SubInterpreterOptions& options)
     : options_(options) {
@@ -373,12 +349,13 @@ absl::Status SubInterpreter::CreateInterpreter() {
   absl::Status status = ValidateSubInterpreterOptions(options_);
   if (!status.ok()) return status;
 
-  detail::Core& core = detail::GetCore();
   GILGuard gil(std::nothrow);  // the caller's interpreter, else the main one
   if (!gil.ok()) return gil.status();
   PyThreadState* before = detail::compat::CurrentThreadStateUnchecked();
-  PyThreadState* created = detail::NewInterpreter(options_, &status);
-  if (created == nullptr) {
+  PyThreadState* created = nullptr;
+  PyStatus result =
+      detail::compat::NewInterpreter(detail::SettingsOf(options_), &created);
+  if (PyStatus_Exception(result)) {
     // 3.12's Py_NewInterpreterFromConfig can fail with the caller detached.
     if (detail::compat::CurrentThreadStateUnchecked() != before) {
       if (detail::compat::kSwapSwitchesGil) {
@@ -388,23 +365,26 @@ absl::Status SubInterpreter::CreateInterpreter() {
       }
     }
     if (PyErr_Occurred() != nullptr) PyErr_Clear();
-    return status;
+    return absl::InternalError(absl::StrCat(
+        "pyscope: creating the sub-interpreter failed",
+        result.func != nullptr ? absl::StrCat(" in ", result.func) : "", ": ",
+        result.err_msg != nullptr ? result.err_msg : "unknown error"));
   }
   PyInterpreterState* interp = PyThreadState_GetInterpreter(created);
   id_ = PyInterpreterState_GetID(interp);
-  // Back to exactly where the caller was (3.12+: also back to its GIL).
+  // Back to exactly where the caller was (3.12+: also back to its GIL, and
+  // this thread's PyGILState binding back to `before`).
   PyThreadState_Swap(before);
-  // (Attaching `before` also moved this thread's PyGILState binding back
-  // from the new interpreter's first state to `before`, from 3.12.)
-  detail::AdoptThreadState(detail::ThisThread(), interp, created);
 
+  const uint64_t generation = detail::Gate::Get().generation();
+  detail::ThreadStateCache::Get().Adopt(detail::ThisRecord(), interp, created,
+                                        generation);
   control_ = std::make_shared<detail::InterpControl>();
   control_->interp = interp;
   control_->id = id_;
-  control_->generation = core.generation.load(std::memory_order_acquire);
+  control_->generation = generation;
   control_->end_deadline = options_.end_deadline;
-  detail::CoreLock lock(&core.mu);
-  core.interps.push_back(control_);
+  detail::InterpreterRegistry::Get().Add(control_);
   return absl::OkStatus();
 }
 
@@ -432,6 +412,18 @@ PyInterpreterState* SubInterpreter::interpreter_state() const {
   if (control_ == nullptr) return nullptr;
   detail::CoreLock lock(&control_->mu);
   return control_->interp;
+}
+
+GILGuard::GILGuard(SubInterpreter& interpreter, SourceLocation where)
+    : where_(where) {
+  Enter(interpreter.control_.get());
+  if (attachment_.mode == detail::AttachMode::kFailed) throw Error(status_);
+}
+
+GILGuard::GILGuard(SubInterpreter& interpreter, const std::nothrow_t&,
+                   SourceLocation where)
+    : where_(where) {
+  Enter(interpreter.control_.get());
 }
 
 void SubInterpreter::Exec(std::string_view code) {

@@ -18,13 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "pyscope/detail/export.h"
 #include "pyscope/source_location.h"
-
-#if defined(__GNUC__)
-#define PYSCOPE_CORE_API __attribute__((visibility("default")))
-#else
-#define PYSCOPE_CORE_API
-#endif
 
 namespace pyscope {
 
@@ -57,7 +52,7 @@ enum class Misuse {
 };
 
 // Returns the enumerator's name without the `k`, e.g. "DestroyedOutOfOrder".
-PYSCOPE_CORE_API const char* MisuseName(Misuse misuse);
+PYSCOPE_API const char* MisuseName(Misuse misuse);
 
 // One misuse, as passed to the handler.
 struct MisuseReport {
@@ -74,7 +69,7 @@ using MisuseHandler = void (*)(const MisuseReport& report);
 
 // Installs `handler` (null restores the default, which prints and aborts)
 // and returns the previous one. Thread-safe.
-PYSCOPE_CORE_API MisuseHandler SetMisuseHandler(MisuseHandler handler);
+PYSCOPE_API MisuseHandler SetMisuseHandler(MisuseHandler handler);
 
 // A thread currently inside a GILGuard scope that attached it from cold (a
 // native thread, not one already running Python).
@@ -86,7 +81,7 @@ struct AttachedThread {
 
 // A snapshot of the native threads currently attached through pyscope.
 // Thread-safe; the result may be stale as soon as it returns.
-PYSCOPE_CORE_API std::vector<AttachedThread> AttachedThreads();
+PYSCOPE_API std::vector<AttachedThread> AttachedThreads();
 
 }  // namespace pyscope
 

@@ -1,31 +1,31 @@
 // Copyright 2026 The pyscope Authors.
 // SPDX-License-Identifier: Apache-2.0
 //
-// The two exception types pyscope throws, and helpers that turn a raised
-// Python exception into one of them.
+// The two exception types pyscope throws, and the helpers that turn a
+// raised Python exception into one of them.
 //
 // The core reports with absl::Status; exceptions appear only at the public
 // throwing constructors and helpers. The throwing constructors have
 // non-throwing siblings (Create, std::nothrow) that return the same
-// absl::Status; Exec has TryExec.
+// absl::Status; Exec (pyscope/exec.h) has TryExec.
 
 #ifndef PYSCOPE_ERROR_H_
 #define PYSCOPE_ERROR_H_
 
 #include <stdexcept>
 #include <string>
-#include <string_view>
 
 #include "absl/status/status.h"
 #include "pyscope/annotations.h"
 #include "pyscope/detail/compat.h"
+#include "pyscope/detail/export.h"
 
 namespace pyscope {
 
 // Thrown by pyscope's throwing constructors and helpers. Carries the
 // absl::Status that the non-throwing form would have returned; `what()` is
 // the status rendered as text ("UNAVAILABLE: ...").
-class Error : public std::runtime_error {
+class PYSCOPE_API Error : public std::runtime_error {
  public:
   // `status` must not be OK.
   explicit Error(absl::Status status);
@@ -41,7 +41,7 @@ class Error : public std::runtime_error {
 // traceback (as `traceback.format_exception` prints it). The status code is
 // `absl::StatusCode::kUnknown` with message "TypeName: message". Capturing
 // clears the Python error indicator, so the interpreter stays usable.
-class PythonError : public Error {
+class PYSCOPE_API PythonError : public Error {
  public:
   PythonError(std::string type_name, std::string message,
               std::string traceback);
@@ -64,21 +64,7 @@ class PythonError : public Error {
 
 // Throws PythonError::FetchAndClear() if a Python exception is raised;
 // otherwise does nothing. Requires the GIL.
-void ThrowIfPythonError() PYSCOPE_REQUIRES_GIL;
-
-// Executes `code` as a module body (like `exec`) in the `__main__` namespace
-// of the interpreter the calling thread is attached to. A Python exception
-// (including SystemExit: the process never exits here) becomes a
-// PythonError. Requires the GIL.
-void Exec(std::string_view code) PYSCOPE_REQUIRES_GIL;
-
-// Like Exec, but returns the error as a status: OK, or kUnknown with
-// "TypeName: message" followed by the traceback. Requires the GIL.
-absl::Status TryExec(std::string_view code) PYSCOPE_REQUIRES_GIL;
-
-// Evaluates the expression `expression` in `__main__` and returns a new
-// reference to the result. Throws PythonError. Requires the GIL.
-PyObject* Eval(std::string_view expression) PYSCOPE_REQUIRES_GIL;
+PYSCOPE_API void ThrowIfPythonError() PYSCOPE_REQUIRES_GIL;
 
 }  // namespace pyscope
 

@@ -88,14 +88,15 @@ class ABSL_SCOPED_LOCKABLE [[nodiscard]] GILGuard {
   // (no thread state, the main interpreter, or another sub-interpreter).
   // Throws pyscope::Error: kFailedPrecondition once the interpreter has
   // ended, kUnavailable while it is ending or the runtime is finalizing.
-  [[nodiscard]] explicit GILGuard(
+  [[nodiscard]] PYSCOPE_API explicit GILGuard(
       SubInterpreter& interpreter,
       SourceLocation where = SourceLocation::Current())
       ABSL_EXCLUSIVE_LOCK_FUNCTION(::pyscope::gil);
 
   // Non-throwing form of GILGuard(SubInterpreter&): check ok().
-  [[nodiscard]] GILGuard(SubInterpreter& interpreter, const std::nothrow_t&,
-                         SourceLocation where = SourceLocation::Current())
+  [[nodiscard]] PYSCOPE_API GILGuard(
+      SubInterpreter& interpreter, const std::nothrow_t&,
+      SourceLocation where = SourceLocation::Current())
       ABSL_EXCLUSIVE_LOCK_FUNCTION(::pyscope::gil);
 
   // Not noexcept: leaving a scope that switched interpreters re-attaches

@@ -10,6 +10,7 @@
 #include "pyscope/annotations.h"
 #include "pyscope/diagnostics.h"
 #include "pyscope/error.h"
+#include "pyscope/exec.h"
 #include "pyscope/gil.h"
 #include "pyscope/runtime.h"
 #include "pyscope/source_location.h"

@@ -30,6 +30,7 @@
 #include "absl/time/time.h"
 #include "pyscope/annotations.h"
 #include "pyscope/detail/compat.h"
+#include "pyscope/detail/export.h"
 #include "pyscope/diagnostics.h"
 #include "pyscope/source_location.h"
 
@@ -37,7 +38,7 @@ namespace pyscope {
 
 // How to configure the interpreter, as plain C++ values. Copied by
 // ScopedRuntime, never consumed or modified. Strings are UTF-8.
-struct RuntimeOptions {
+struct PYSCOPE_API RuntimeOptions {
   enum class Preset {
     // PyConfig_InitIsolatedConfig: no environment variables, no user site
     // directory, no script directory or current directory on sys.path, no
@@ -134,7 +135,7 @@ struct RuntimeOptions {
 // One ScopedRuntime at a time: a second live one is Misuse::kSecondRuntime.
 // If the host already initialized Python, construction fails with
 // kAlreadyExists; use Adopt() instead.
-class ScopedRuntime {
+class PYSCOPE_API ScopedRuntime {
  public:
   using ExitCallback = std::function<void()>;
 
@@ -212,11 +213,11 @@ enum class RuntimeState {
   kFinalizing,  // the gate is closed
   kFinalized,   // Py_FinalizeEx returned (a new ScopedRuntime may start)
 };
-PYSCOPE_CORE_API RuntimeState GetRuntimeState();
+PYSCOPE_API RuntimeState GetRuntimeState();
 
 // Incremented by every initialization and finalization; thread states
 // cached under an older generation are never used again.
-PYSCOPE_CORE_API uint64_t RuntimeGeneration();
+PYSCOPE_API uint64_t RuntimeGeneration();
 
 }  // namespace pyscope
 

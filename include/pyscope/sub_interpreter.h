@@ -30,6 +30,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "pyscope/detail/export.h"
 #include "pyscope/error.h"
 #include "pyscope/gil.h"
 #include "pyscope/source_location.h"
@@ -39,7 +40,7 @@ namespace pyscope {
 // Every field of CPython's PyInterpreterConfig (3.12+), as plain values.
 // Before 3.12 only the Legacy() settings exist (Py_NewInterpreter); any
 // other setting is refused with kUnimplemented before CPython is called.
-struct SubInterpreterOptions {
+struct PYSCOPE_API SubInterpreterOptions {
   enum class Gil {
     kShared,  // share the main interpreter's GIL (every version)
     kOwn,     // a GIL of its own (PEP 684; CPython 3.12+)
@@ -78,7 +79,8 @@ struct SubInterpreterOptions {
 // Checks `options` against this CPython without creating anything:
 // kUnimplemented when a setting needs a newer CPython (3.12 for anything but
 // Legacy()), kInvalidArgument for combinations CPython or pyscope refuse.
-absl::Status ValidateSubInterpreterOptions(const SubInterpreterOptions& options);
+PYSCOPE_API absl::Status ValidateSubInterpreterOptions(
+    const SubInterpreterOptions& options);
 
 // A sub-interpreter. Not copyable, not movable (guards refer to it).
 //
@@ -103,7 +105,7 @@ absl::Status ValidateSubInterpreterOptions(const SubInterpreterOptions& options)
 // not inside a scope of this interpreter, with its own cached state for the
 // interpreter (which keeps threading's bookkeeping for that thread
 // consistent) or a new one.
-class SubInterpreter {
+class PYSCOPE_API SubInterpreter {
  public:
   // SubInterpreterOptions::Legacy(). Throws pyscope::Error.
   [[nodiscard]] SubInterpreter();
@@ -133,7 +135,9 @@ class SubInterpreter {
   bool alive() const;
 
   // Whether the interpreter has its own GIL.
-  bool own_gil() const noexcept { return options_.gil == SubInterpreterOptions::Gil::kOwn; }
+  bool own_gil() const noexcept {
+    return options_.gil == SubInterpreterOptions::Gil::kOwn;
+  }
 
   const SubInterpreterOptions& options() const noexcept { return options_; }
 
@@ -160,10 +164,9 @@ class SubInterpreter {
     return std::forward<Fn>(fn)();
   }
 
-  // Internal: the core's control block.
-  detail::InterpControl* control() const noexcept { return control_.get(); }
-
  private:
+  friend class GILGuard;  // enters through the control block
+
   struct Uncreated {};
   SubInterpreter(Uncreated, const SubInterpreterOptions& options);
   absl::Status CreateInterpreter();
@@ -172,18 +175,6 @@ class SubInterpreter {
   int64_t id_ = -1;
   std::shared_ptr<detail::InterpControl> control_;
 };
-
-inline GILGuard::GILGuard(SubInterpreter& interpreter, SourceLocation where)
-    : where_(where) {
-  Enter(interpreter.control());
-  if (attachment_.mode == detail::AttachMode::kFailed) throw Error(status_);
-}
-
-inline GILGuard::GILGuard(SubInterpreter& interpreter, const std::nothrow_t&,
-                          SourceLocation where)
-    : where_(where) {
-  Enter(interpreter.control());
-}
 
 }  // namespace pyscope
 

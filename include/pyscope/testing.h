@@ -22,7 +22,8 @@
 //   TEST_CASE_FIXTURE(pyscope::testing::InFreshInterpreter, "parses") {
 //     PYSCOPE_ASSERT_GIL_HELD();     // for clang -Wthread-safety
 //     pyscope::Exec("import json; data = json.loads('[1]')");
-//     PYSCOPE_CHECK_RAISES(pyscope::Exec("json.loads('[')"), "json.decoder.JSONDecodeError");
+//     PYSCOPE_CHECK_RAISES(pyscope::Exec("json.loads('[')"),
+//     "json.decoder.JSONDecodeError");
 //   }
 //
 // Include doctest before this header.
@@ -59,33 +60,33 @@ struct InFreshInterpreter {
 }  // namespace pyscope::testing
 
 // CHECKs that `expression` throws pyscope::PythonError whose type_name() is
-// `expected_type` (as CPython prints it: "ValueError", "json.decoder.JSONDecodeError").
-#define PYSCOPE_CHECK_RAISES(expression, expected_type)                       \
-  do {                                                                     \
-    bool pyscope_raised = false;                                           \
-    try {                                                                  \
-      expression;                                                          \
-    } catch (const ::pyscope::PythonError& pyscope_error) {                \
-      pyscope_raised = true;                                               \
+// `expected_type` (as CPython prints it: "ValueError",
+// "json.decoder.JSONDecodeError").
+#define PYSCOPE_CHECK_RAISES(expression, expected_type)                      \
+  do {                                                                       \
+    bool pyscope_raised = false;                                             \
+    try {                                                                    \
+      expression;                                                            \
+    } catch (const ::pyscope::PythonError& pyscope_error) {                  \
+      pyscope_raised = true;                                                 \
       CHECK_MESSAGE(pyscope_error.type_name() == std::string(expected_type), \
-                    "raised " << pyscope_error.type_name() << ": "         \
-                              << pyscope_error.message());                 \
-    }                                                                      \
-    CHECK_MESSAGE(pyscope_raised, #expression " raised no Python error");  \
+                    "raised " << pyscope_error.type_name() << ": "           \
+                              << pyscope_error.message());                   \
+    }                                                                        \
+    CHECK_MESSAGE(pyscope_raised, #expression " raised no Python error");    \
   } while (false)
 
 // CHECKs that `expression` does not throw pyscope::PythonError; on failure
 // the message carries the Python traceback.
-#define PYSCOPE_CHECK_NO_RAISE(expression)                                 \
-  do {                                                                     \
-    try {                                                                  \
-      expression;                                                          \
-    } catch (const ::pyscope::PythonError& pyscope_error) {                \
-      FAIL_CHECK(#expression " raised " << pyscope_error.type_name()       \
-                                        << ": " << pyscope_error.message() \
-                                        << "\n"                            \
-                                        << pyscope_error.traceback());     \
-    }                                                                      \
+#define PYSCOPE_CHECK_NO_RAISE(expression)                                   \
+  do {                                                                       \
+    try {                                                                    \
+      expression;                                                            \
+    } catch (const ::pyscope::PythonError& pyscope_error) {                  \
+      FAIL_CHECK(#expression " raised " << pyscope_error.type_name() << ": " \
+                                        << pyscope_error.message() << "\n"   \
+                                        << pyscope_error.traceback());       \
+    }                                                                        \
   } while (false)
 
 #ifdef PYSCOPE_TESTING_MAIN
@@ -99,7 +100,8 @@ int main(int argc, char** argv) {
 #ifdef PYSCOPE_TESTING_OPTIONS
   const ::pyscope::RuntimeOptions options = PyscopeTestRuntimeOptions();
 #else
-  const ::pyscope::RuntimeOptions options = ::pyscope::RuntimeOptions::Isolated();
+  const ::pyscope::RuntimeOptions options =
+      ::pyscope::RuntimeOptions::Isolated();
 #endif
   auto runtime = ::pyscope::ScopedRuntime::Create(options);
   if (!runtime.ok()) {

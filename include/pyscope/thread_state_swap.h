@@ -33,10 +33,11 @@ class [[nodiscard]] ThreadStateSwap {
 
  public:
   [[nodiscard]] explicit ThreadStateSwap(
-      PyThreadState* tstate, SourceLocation where = SourceLocation::Current())
-      PYSCOPE_REQUIRES_GIL : scope_(detail::OpenScope()),
-                             target_(tstate),
-                             where_(where) {
+      PyThreadState* tstate,
+      SourceLocation where = SourceLocation::Current()) PYSCOPE_REQUIRES_GIL
+      : scope_(detail::OpenScope()),
+        target_(tstate),
+        where_(where) {
     previous_ = detail::SwapIn(scope_, tstate, where);
   }
 

@@ -90,6 +90,46 @@ inline constexpr bool kHasPerInterpreterGil = PY_VERSION_HEX >= 0x030C0000;
 // created, and pyscope creates the main-interpreter one first.
 inline constexpr bool kAttachRebindsGilState = PY_VERSION_HEX >= 0x030C0000;
 
+// The settings of a new sub-interpreter, as CPython 3.12's
+// PyInterpreterConfig has them (pyscope::SubInterpreterOptions is the public
+// face).
+struct InterpreterSettings {
+  bool use_main_obmalloc = true;
+  bool allow_fork = true;
+  bool allow_exec = true;
+  bool allow_threads = true;
+  bool allow_daemon_threads = true;
+  bool check_multi_interp_extensions = false;
+  bool own_gil = false;
+};
+
+// Creates a sub-interpreter with `settings` and makes its first thread
+// state current (*created); the caller holds the GIL of its interpreter.
+// 3.12+: Py_NewInterpreterFromConfig. Before: Py_NewInterpreter, which knows
+// only the defaults of InterpreterSettings (the caller checks that first).
+// On failure returns the PyStatus (before 3.12 a generic error).
+inline PyStatus NewInterpreter(const InterpreterSettings& settings,
+                               PyThreadState** created) PYSCOPE_REQUIRES_GIL {
+#if PY_VERSION_HEX >= 0x030C0000
+  PyInterpreterConfig config = {};
+  config.use_main_obmalloc = settings.use_main_obmalloc ? 1 : 0;
+  config.allow_fork = settings.allow_fork ? 1 : 0;
+  config.allow_exec = settings.allow_exec ? 1 : 0;
+  config.allow_threads = settings.allow_threads ? 1 : 0;
+  config.allow_daemon_threads = settings.allow_daemon_threads ? 1 : 0;
+  config.check_multi_interp_extensions =
+      settings.check_multi_interp_extensions ? 1 : 0;
+  config.gil = settings.own_gil ? PyInterpreterConfig_OWN_GIL
+                                : PyInterpreterConfig_SHARED_GIL;
+  return Py_NewInterpreterFromConfig(created, &config);
+#else
+  (void)settings;
+  *created = Py_NewInterpreter();
+  if (*created == nullptr) return PyStatus_Error("Py_NewInterpreter failed");
+  return PyStatus_Ok();
+#endif
+}
+
 // Fetches and clears the raised exception as a single (normalized) object,
 // or returns null when none is set. Requires the GIL.
 inline PyObject* FetchRaisedException() PYSCOPE_REQUIRES_GIL {

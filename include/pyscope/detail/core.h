@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "pyscope/detail/compat.h"
+#include "pyscope/detail/export.h"
 #include "pyscope/diagnostics.h"
 #include "pyscope/source_location.h"
 
@@ -41,7 +42,7 @@ enum class AttachMode : uint8_t {
   kFailed,    // acquisition refused: nothing held
 };
 
-struct InterpControl;  // one per SubInterpreter (src/core_internal.h)
+struct InterpControl;  // one per SubInterpreter (src/interpreter_registry.h)
 
 // What a GILGuard did, to undo it.
 struct Attachment {
@@ -52,31 +53,18 @@ struct Attachment {
   PyThreadState* switched_from = nullptr;
 };
 
-// Per-OS-thread bookkeeping. Fields without std::atomic are touched only by
-// the owning thread; the atomics are also read by the finalizing thread.
+// The part of a thread's record that the guards' inline paths use; the
+// core keeps the rest (src/thread_state_cache.h). One per OS thread that
+// used pyscope, touched only by that thread.
 struct ThreadRecord {
   // Number of live pyscope guard scopes on this thread.
   int level = 0;
   // Whether the innermost scope holds a GIL.
   bool holding = false;
   // The thread state the innermost scope runs with: attached when
-  // `holding`, parked (saved by AllowThreads) otherwise; null at level 0.
+  // `holding` (unless code pyscope does not see released it), parked
+  // (saved by AllowThreads) otherwise; null at level 0.
   PyThreadState* tstate = nullptr;
-  // Set (sequentially consistent) for the duration of every call by which
-  // pyscope attaches a thread state on this thread; the finalizer does not
-  // enter Py_FinalizeEx while any thread has it set.
-  std::atomic<int> attaching{0};
-  // Non-zero while this thread is inside a GILGuard scope that attached it
-  // from cold; the finalizer drains these.
-  std::atomic<int> inside{0};
-  // Where the outermost cold-attaching guard was created (for diagnostics).
-  std::atomic<const char*> site_file{""};
-  std::atomic<const char*> site_function{""};
-  std::atomic<int> site_line{0};
-  // gettid() of the owning thread.
-  uint64_t os_thread_id = 0;
-  // Opaque core-side state (owned thread states, handle).
-  void* impl = nullptr;
 };
 
 // What a guard remembers to undo its scope.
@@ -87,8 +75,9 @@ struct Scope {
   PyThreadState* prev_tstate;
 };
 
-// The calling thread's record (created and registered on first use).
-PYSCOPE_CORE_API ThreadRecord& ThisThread() noexcept;
+// The calling thread's record (created and registered on first use; retired
+// when the thread exits).
+PYSCOPE_API ThreadRecord& ThisThread() noexcept;
 
 // Opens a scope on the calling thread's record.
 inline Scope OpenScope() noexcept {
@@ -115,47 +104,44 @@ inline bool StillAttached(const Scope& scope) {
 // Returns false, with the scope closed again and `*error` saying why
 // (kFailedPrecondition: no runtime; kUnavailable: finalization has begun),
 // when the gate refuses; `*error` is untouched on success.
-PYSCOPE_CORE_API bool AttachSlow(Scope& scope, const SourceLocation& where,
-                                 Attachment* attachment, absl::Status* error);
+PYSCOPE_API bool AttachSlow(Scope& scope, const SourceLocation& where,
+                            Attachment* attachment, absl::Status* error);
 
 // Attaches the calling thread to the sub-interpreter `interp` for a
 // GILGuard(SubInterpreter&): nested if already in it, otherwise switching
 // from the interpreter the thread is in (restored at scope end), or
 // attaching from cold. Refused once the interpreter is ending or ended.
-PYSCOPE_CORE_API absl::Status EnterInterpreter(Scope& scope,
-                                               InterpControl* interp,
-                                               const SourceLocation& where,
-                                               Attachment* attachment);
+PYSCOPE_API absl::Status EnterInterpreter(Scope& scope, InterpControl* interp,
+                                          const SourceLocation& where,
+                                          Attachment* attachment);
 
 // Undoes AttachSlow / EnterInterpreter and closes the scope. May re-attach
 // the previous thread state (after a switch), hence not noexcept.
-PYSCOPE_CORE_API void DetachSlow(const Scope& scope,
-                                 const Attachment& attachment);
+PYSCOPE_API void DetachSlow(const Scope& scope, const Attachment& attachment);
 
 // AllowThreads' constructor: detaches the calling thread (reports
 // kAllowThreadsWithoutGil when it holds no GIL). Returns the saved thread
 // state, or null when nothing was detached.
-PYSCOPE_CORE_API PyThreadState* DetachForAllowThreads(Scope& scope,
-                                                      const SourceLocation& where);
+PYSCOPE_API PyThreadState* DetachForAllowThreads(Scope& scope,
+                                                 const SourceLocation& where);
 
 // AllowThreads' destructor: re-attaches `saved` and closes the scope. If the
 // runtime is past the point of no return of finalization, ends the calling
 // thread by unwinding its stack (as CPython's own take_gil would) instead of
 // touching freed interpreter state.
-PYSCOPE_CORE_API void ReattachAfterAllowThreads(const Scope& scope,
-                                                PyThreadState* saved);
+PYSCOPE_API void ReattachAfterAllowThreads(const Scope& scope,
+                                           PyThreadState* saved);
 
 // ThreadStateSwap: swap in `target`, and restore on scope end.
-PYSCOPE_CORE_API PyThreadState* SwapIn(Scope& scope, PyThreadState* target,
-                                       const SourceLocation& where);
-PYSCOPE_CORE_API void SwapBack(const Scope& scope, PyThreadState* target,
-                               PyThreadState* previous,
-                               const SourceLocation& where);
+PYSCOPE_API PyThreadState* SwapIn(Scope& scope, PyThreadState* target,
+                                  const SourceLocation& where);
+PYSCOPE_API void SwapBack(const Scope& scope, PyThreadState* target,
+                          PyThreadState* previous, const SourceLocation& where);
 
 // Checks that `scope` is being closed on its own thread and in LIFO order;
 // reports the misuse and returns false otherwise.
-PYSCOPE_CORE_API bool CheckScopeEnd(const Scope& scope, GuardKind kind,
-                                    const SourceLocation& where) noexcept;
+PYSCOPE_API bool CheckScopeEnd(const Scope& scope, GuardKind kind,
+                               const SourceLocation& where) noexcept;
 
 inline bool ScopeEndIsValid(const Scope& scope, GuardKind kind,
                             const SourceLocation& where) noexcept {
@@ -165,13 +151,6 @@ inline bool ScopeEndIsValid(const Scope& scope, GuardKind kind,
   }
   return CheckScopeEnd(scope, kind, where);
 }
-
-// Reports a misuse through the installed handler.
-PYSCOPE_CORE_API void ReportMisuse(Misuse misuse, GuardKind kind,
-                                   const SourceLocation& where,
-                                   const char* detail);
-
-PYSCOPE_CORE_API const char* GuardName(GuardKind kind);
 
 }  // namespace pyscope::detail
 

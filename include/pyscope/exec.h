@@ -1,0 +1,44 @@
+// Copyright 2026 The pyscope Authors.
+// SPDX-License-Identifier: Apache-2.0
+//
+// Running Python source from C++: Exec / TryExec (statements) and Eval (an
+// expression), in the __main__ namespace of the interpreter the calling
+// thread is attached to.
+//
+//   pyscope::GILGuard gil;
+//   pyscope::Exec("import math\nroot = math.sqrt(2)");
+//   PyObject* root = pyscope::Eval("root");   // new reference
+//
+// Each requires the GIL (a GILGuard in scope); without it the call is a
+// compile error under clang -Wthread-safety and, at run time, a
+// pyscope::Error instead of a crash.
+
+#ifndef PYSCOPE_EXEC_H_
+#define PYSCOPE_EXEC_H_
+
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "pyscope/annotations.h"
+#include "pyscope/detail/compat.h"
+#include "pyscope/detail/export.h"
+
+namespace pyscope {
+
+// Executes `code` as a module body (like `exec`) in the `__main__` namespace
+// of the interpreter the calling thread is attached to. A Python exception
+// (including SystemExit: the process never exits here) becomes a
+// PythonError. Requires the GIL.
+PYSCOPE_API void Exec(std::string_view code) PYSCOPE_REQUIRES_GIL;
+
+// Like Exec, but returns the error as a status: OK, or kUnknown with
+// "TypeName: message" followed by the traceback. Requires the GIL.
+PYSCOPE_API absl::Status TryExec(std::string_view code) PYSCOPE_REQUIRES_GIL;
+
+// Evaluates the expression `expression` in `__main__` and returns a new
+// reference to the result. Throws PythonError. Requires the GIL.
+PYSCOPE_API PyObject* Eval(std::string_view expression) PYSCOPE_REQUIRES_GIL;
+
+}  // namespace pyscope
+
+#endif  // PYSCOPE_EXEC_H_

@@ -1,0 +1,194 @@
+// Copyright 2026 The pyscope Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+#include "gate.h"
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+
+namespace pyscope::detail {
+
+void Gate::Slot::EnterColdScope(const SourceLocation& where) {
+  site_file_.store(where.file(), std::memory_order_relaxed);
+  site_function_.store(where.function(), std::memory_order_relaxed);
+  site_line_.store(where.line(), std::memory_order_relaxed);
+  inside_.store(inside_.load(std::memory_order_relaxed) + 1,
+                std::memory_order_relaxed);
+}
+
+void Gate::Slot::LeaveColdScope() {
+  inside_.store(inside_.load(std::memory_order_relaxed) - 1,
+                std::memory_order_release);
+}
+
+void Gate::Slot::ForgetColdScopes() {
+  inside_.store(0, std::memory_order_release);
+}
+
+SourceLocation Gate::Slot::site() const {
+  return SourceLocation::Current(
+      site_file_.load(std::memory_order_relaxed),
+      site_line_.load(std::memory_order_relaxed),
+      site_function_.load(std::memory_order_relaxed));
+}
+
+Gate::State Gate::Admission::state() const {
+  return Get().state_.load(std::memory_order_relaxed);
+}
+
+bool Gate::Admission::past_point_of_no_return() const {
+  return Get().past_point_of_no_return_.load(std::memory_order_relaxed);
+}
+
+uint64_t Gate::Admission::generation() const {
+  return Get().generation_.load(std::memory_order_acquire);
+}
+
+bool Gate::Admission::Freed(uint64_t generation) const {
+  // 0: no runtime was ever started.
+  return generation != 0 &&
+         generation <= Get().freed_generation_.load(std::memory_order_relaxed);
+}
+
+Gate& Gate::Get() {
+  // Never destroyed: thread-exit hooks may run after static destruction.
+  static Gate* const gate = new Gate;
+  return *gate;
+}
+
+bool Gate::IsFinalizer(const Slot& slot) const {
+  return state() == State::kFinalizing &&
+         finalizer_.load(std::memory_order_acquire) == &slot;
+}
+
+absl::Status Gate::RefusalFor(State state) {
+  switch (state) {
+    case State::kUninitialized:
+      return absl::FailedPreconditionError(
+          "pyscope: cannot attach to Python: no pyscope::ScopedRuntime has "
+          "initialized the interpreter (create one first, or "
+          "ScopedRuntime::Adopt() an interpreter the host initialized)");
+    case State::kFinalizing:
+      return absl::UnavailableError(
+          "pyscope: cannot attach to Python: the runtime is being finalized; "
+          "new attachments from native threads are refused");
+    case State::kFinalized:
+      return absl::UnavailableError(
+          "pyscope: cannot attach to Python: the runtime has been finalized");
+    case State::kRunning:
+      break;
+  }
+  return absl::OkStatus();
+}
+
+uint64_t Gate::Open(PyInterpreterState* main) {
+  platform::PrepareAsymmetricFences();
+  main_.store(main, std::memory_order_release);
+  finalizer_.store(nullptr, std::memory_order_relaxed);
+  const uint64_t generation =
+      generation_.fetch_add(1, std::memory_order_seq_cst) + 1;
+  past_point_of_no_return_.store(false, std::memory_order_seq_cst);
+  state_.store(State::kRunning, std::memory_order_seq_cst);
+  return generation;
+}
+
+void Gate::Close(Slot& finalizer) {
+  finalizer_.store(&finalizer, std::memory_order_release);
+  state_.store(State::kFinalizing, std::memory_order_seq_cst);
+  platform::HeavyFence();
+}
+
+absl::Status Gate::Drain(absl::Duration deadline) {
+  const Slot* self = finalizer_.load(std::memory_order_acquire);
+  const absl::Time end = absl::Now() + deadline;
+  absl::Duration pause = absl::Microseconds(50);
+  for (;;) {
+    std::vector<std::string> busy;
+    {
+      CoreLock lock(&mu_);
+      for (const Slot* slot : slots_) {
+        if (slot == self) continue;
+        if (slot->attaching_.load(std::memory_order_seq_cst) != 0 ||
+            slot->inside()) {
+          const SourceLocation site = slot->site();
+          busy.push_back(absl::StrFormat(
+              "thread %s (GILGuard created at %s:%d in %s())",
+              platform::DescribeThread(slot->who().os_thread_id,
+                                       platform::ThreadName(slot->who())),
+              site.file(), site.line(), site.function()));
+        }
+      }
+    }
+    if (busy.empty()) return absl::OkStatus();
+    if (absl::Now() >= end) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "pyscope: finalization went ahead after the drain deadline (",
+          absl::FormatDuration(deadline), ") with ", busy.size(),
+          " native thread(s) still inside a GILGuard scope: ",
+          absl::StrJoin(busy, "; "),
+          ". Such a thread is ended if it tries to take the GIL again."));
+    }
+    absl::SleepFor(pause);
+    pause = std::min(pause * 2, absl::Milliseconds(2));
+  }
+}
+
+bool Gate::AnyOtherAttaching(const Slot* self) const {
+  CoreLock lock(&mu_);
+  for (const Slot* slot : slots_) {
+    if (slot != self && slot->attaching_.load(std::memory_order_seq_cst) != 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void Gate::WaitForAttaching() {
+  const Slot* self = finalizer_.load(std::memory_order_acquire);
+  while (AnyOtherAttaching(self)) absl::SleepFor(absl::Microseconds(100));
+}
+
+void Gate::PassPointOfNoReturn() {
+  past_point_of_no_return_.store(true, std::memory_order_seq_cst);
+  platform::HeavyFence();
+  WaitForAttaching();
+}
+
+void Gate::MarkFreed() {
+  freed_generation_.store(generation_.load(std::memory_order_acquire),
+                          std::memory_order_release);
+}
+
+void Gate::Finish() {
+  main_.store(nullptr, std::memory_order_release);
+  generation_.fetch_add(1, std::memory_order_seq_cst);
+  state_.store(State::kFinalized, std::memory_order_seq_cst);
+  finalizer_.store(nullptr, std::memory_order_release);
+}
+
+void Gate::Register(Slot& slot) {
+  CoreLock lock(&mu_);
+  slots_.push_back(&slot);
+}
+
+void Gate::Unregister(Slot& slot) {
+  CoreLock lock(&mu_);
+  slots_.erase(std::find(slots_.begin(), slots_.end(), &slot));
+}
+
+std::vector<Gate::InsideThread> Gate::ThreadsInside() const {
+  std::vector<InsideThread> result;
+  CoreLock lock(&mu_);
+  for (const Slot* slot : slots_) {
+    if (slot->inside())
+      result.push_back(InsideThread{slot->who(), slot->site()});
+  }
+  return result;
+}
+
+}  // namespace pyscope::detail

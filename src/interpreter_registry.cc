@@ -1,0 +1,100 @@
+// Copyright 2026 The pyscope Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+#include "interpreter_registry.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace pyscope::detail {
+
+PyInterpreterState* InterpControl::Alive() {
+  CoreLock lock(&mu);
+  return ended ? nullptr : interp;
+}
+
+absl::Status InterpControl::EndedError() const {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "pyscope: sub-interpreter ", id, " has ended; it cannot be entered"));
+}
+
+absl::Status InterpControl::Enter(ThreadRecord* record) {
+  CoreLock lock(&mu);
+  if (ended || interp == nullptr) return EndedError();
+  if (ending) {
+    return absl::UnavailableError(
+        absl::StrCat("pyscope: sub-interpreter ", id,
+                     " is ending; new entries are refused"));
+  }
+  active.push_back(record);
+  return absl::OkStatus();
+}
+
+void InterpControl::Leave(ThreadRecord* record) {
+  CoreLock lock(&mu);
+  active.erase(std::find(active.begin(), active.end(), record));
+  if (ending && active.empty()) idle.notify_all();
+}
+
+InterpreterRegistry& InterpreterRegistry::Get() {
+  // Never destroyed: thread-exit hooks may run after static destruction.
+  static InterpreterRegistry* const registry = new InterpreterRegistry;
+  return *registry;
+}
+
+void InterpreterRegistry::Add(std::shared_ptr<InterpControl> control) {
+  CoreLock lock(&mu_);
+  interps_.push_back(std::move(control));
+}
+
+void InterpreterRegistry::Remove(PyInterpreterState* interp) {
+  CoreLock lock(&mu_);
+  interps_.erase(std::remove_if(interps_.begin(), interps_.end(),
+                                [interp](const auto& control) {
+                                  return control->interp == interp;
+                                }),
+                 interps_.end());
+}
+
+std::vector<std::shared_ptr<InterpControl>> InterpreterRegistry::Live() const {
+  CoreLock lock(&mu_);
+  return interps_;
+}
+
+bool InterpreterRegistry::empty() const {
+  CoreLock lock(&mu_);
+  return interps_.empty();
+}
+
+InterpreterRegistry::ExitAction InterpreterRegistry::ForThreadExit(
+    PyInterpreterState* interp, ThreadRecord* record, InterpControl** control) {
+  CoreLock lock(&mu_);
+  for (const auto& candidate : interps_) {
+    if (candidate->interp != interp) continue;
+    CoreLock control_lock(&candidate->mu);
+    if (candidate->ended) return ExitAction::kGone;
+    if (candidate->ending) return ExitAction::kOrphan;
+    candidate->active.push_back(record);
+    *control = candidate.get();
+    return ExitAction::kDelete;
+  }
+  return ExitAction::kGone;
+}
+
+void InterpreterRegistry::LeaveAll(ThreadRecord* record) {
+  CoreLock lock(&mu_);
+  for (const auto& control : interps_) {
+    CoreLock control_lock(&control->mu);
+    auto& active = control->active;
+    const size_t before = active.size();
+    active.erase(std::remove(active.begin(), active.end(), record),
+                 active.end());
+    if (active.size() != before && control->ending && active.empty()) {
+      control->idle.notify_all();
+    }
+  }
+}
+
+}  // namespace pyscope::detail

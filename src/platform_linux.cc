@@ -1,0 +1,79 @@
+// Copyright 2026 The pyscope Authors.
+// SPDX-License-Identifier: Apache-2.0
+//
+// Linux and glibc behind platform.h.
+
+#include <linux/membarrier.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "absl/strings/str_format.h"
+#include "platform.h"
+
+namespace pyscope::detail::platform {
+
+ThreadIdentity ThisThreadIdentity() {
+  return ThreadIdentity{static_cast<uint64_t>(syscall(SYS_gettid)),
+                        static_cast<uintptr_t>(pthread_self())};
+}
+
+std::string ThreadName(const ThreadIdentity& identity) {
+  char name[32] = "";
+  if (identity.handle != 0) {
+    pthread_getname_np(static_cast<pthread_t>(identity.handle), name,
+                       sizeof(name));
+  }
+  return name;
+}
+
+std::string DescribeThread(uint64_t os_thread_id, const std::string& name) {
+  return absl::StrFormat("%d (\"%s\")", os_thread_id, name);
+}
+
+std::string DescribeThisThread() {
+  const ThreadIdentity self = ThisThreadIdentity();
+  return DescribeThread(self.os_thread_id, ThreadName(self));
+}
+
+void EndThisThread() { pthread_exit(nullptr); }
+
+static_assert(sizeof(pthread_key_t) <= sizeof(unsigned), "pthread_key_t fits");
+
+ThreadExitSlot::ThreadExitSlot(void (*retire)(void*)) {
+  pthread_key_t key;
+  if (pthread_key_create(&key, retire) != 0) {
+    std::fprintf(stderr, "pyscope: pthread_key_create failed\n");
+    std::abort();
+  }
+  key_ = static_cast<unsigned>(key);
+}
+
+void ThreadExitSlot::Set(void* value) {
+  pthread_setspecific(static_cast<pthread_key_t>(key_), value);
+}
+
+void PrepareAsymmetricFences() {
+  if (asymmetric_fences_ready.load(std::memory_order_acquire)) return;
+  const long supported = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+  if (supported < 0 || (supported & MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0 ||
+      syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0,
+              0) != 0) {
+    return;
+  }
+  asymmetric_fences_ready.store(true, std::memory_order_release);
+}
+
+void HeavyFence() {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (asymmetric_fences_ready.load(std::memory_order_acquire)) {
+    syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+  }
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+}  // namespace pyscope::detail::platform

@@ -1,0 +1,314 @@
+// Copyright 2026 The pyscope Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+#include "thread_state_cache.h"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "interpreter_registry.h"
+#include "misuse.h"
+
+namespace pyscope::detail {
+namespace {
+
+// The hot path reads only this pointer (one load); cleared when the
+// thread's record retires.
+PYSCOPE_INTERNAL_FAST_TLS Record* tls_record = nullptr;
+
+}  // namespace
+
+ThreadRecord& ThisThread() noexcept {
+  Record* record = tls_record;
+  if (__builtin_expect(record == nullptr, 0)) {
+    record = &ThreadStateCache::Get().ThisThreadRecord();
+  }
+  return *record;
+}
+
+std::string DescribeThread(const Record& record) {
+  const std::string name = record.exited.load(std::memory_order_acquire)
+                               ? std::string(record.exit_name)
+                               : platform::ThreadName(record.slot.who());
+  return platform::DescribeThread(record.slot.who().os_thread_id, name);
+}
+
+ThreadStateCache& ThreadStateCache::Get() {
+  // Never destroyed: thread-exit hooks may run after static destruction.
+  static ThreadStateCache* const cache = new ThreadStateCache;
+  return *cache;
+}
+
+// A thread's record lives on the heap and is retired by a thread-exit slot
+// (platform::ThreadExitSlot), not by a thread_local object: every C++
+// thread_local destructor of the thread runs before it, so a guard in any
+// thread_local destructor finds the record and its thread states alive,
+// whatever order the thread_local objects were constructed in. A guard used
+// by another library's thread-exit hook after the retirement gets a new
+// record, which is retired in turn. The main thread's record is never
+// retired, so a ScopedRuntime in a static object finalizes normally after
+// main() returns.
+Record& ThreadStateCache::ThisThreadRecord() {
+  static platform::ThreadExitSlot* const exit_slot =
+      new platform::ThreadExitSlot(&ThreadStateCache::Retire);
+  auto* record = new Record(platform::ThisThreadIdentity());
+  {
+    CoreLock lock(&mu_);
+    records_.push_back(record);
+  }
+  Gate::Get().Register(record->slot);
+  exit_slot->Set(record);
+  tls_record = record;
+  return *record;
+}
+
+void ThreadStateCache::Retire(void* pointer) {
+  ThreadStateCache& cache = Get();
+  auto* record = static_cast<Record*>(pointer);
+  const bool scopes_open = record->level > 0;
+  if (scopes_open) cache.RecoverFromExitInsideScopes(*record);
+  cache.FreeAtThreadExit(*record);
+  tls_record = nullptr;
+  Gate::Get().Unregister(record->slot);
+  {
+    CoreLock lock(&cache.mu_);
+    cache.records_.erase(
+        std::find(cache.records_.begin(), cache.records_.end(), record));
+    if (scopes_open) cache.exited_.push_back(record);
+  }
+  if (!scopes_open) delete record;
+}
+
+// A thread is exiting with `record.level` guard scopes still open (a guard
+// kept in a std::optional or an object that outlives the thread): reports
+// Misuse::kThreadExitedInsideGuard and, if the handler returns, detaches
+// the thread so that the runtime stays usable: a thread state pyscope
+// created that is still attached is cleared and deleted (which releases its
+// GIL), a borrowed one is detached; the thread leaves every sub-interpreter
+// it was inside and the drain stops waiting for it. The scopes stay open on
+// the record, so the leaked guards are reported (and do nothing) when they
+// are destroyed later.
+void ThreadStateCache::RecoverFromExitInsideScopes(Record& record)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {  // detaches by itself
+  const std::string detail = absl::StrCat(
+      "The thread exited with ", record.level,
+      " guard scope(s) still open (the guard was kept in a std::optional, a "
+      "heap object or another object that outlived the thread's scope). A "
+      "guard must end on its own thread before the thread exits: keep it a "
+      "local variable of the block it protects. If the misuse handler "
+      "returns, pyscope detaches the thread (deleting the thread state it "
+      "created for it) and the leaked guards do nothing when destroyed.");
+  ReportMisuse(Misuse::kThreadExitedInsideGuard, GuardKind::kGILGuard,
+               record.slot.site(), detail.c_str());
+  const std::string name = platform::ThreadName(record.slot.who());
+  std::snprintf(record.exit_name, sizeof(record.exit_name), "%s", name.c_str());
+  record.exited.store(true, std::memory_order_release);
+  PyThreadState* current = compat::CurrentThreadStateUnchecked();
+  if (record.holding && current != nullptr && current == record.tstate) {
+    bool owned = false;
+    {
+      CoreLock lock(&record.mu);
+      for (auto it = record.owned.begin(); it != record.owned.end(); ++it) {
+        if (it->tstate == current) {
+          record.owned.erase(it);
+          owned = true;
+          break;
+        }
+      }
+      if (record.main_tstate == current) record.main_tstate = nullptr;
+    }
+    if (owned) {
+      PyThreadState_Clear(current);
+      PyThreadState_DeleteCurrent();
+    } else {
+      PyEval_SaveThread();
+    }
+  }
+  InterpreterRegistry::Get().LeaveAll(&record);
+  record.holding = false;
+  record.tstate = nullptr;
+  record.slot.ForgetColdScopes();
+}
+
+// Frees the exiting thread's cached thread states where the interpreter
+// that owns them still runs (otherwise CPython freed them, or the thread
+// ending that interpreter deletes them). Attaches by itself, which Clang's
+// analysis cannot follow (docs/compile_time.md).
+void ThreadStateCache::FreeAtThreadExit(Record& record)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  Gate& gate = Gate::Get();
+  InterpreterRegistry& registry = InterpreterRegistry::Get();
+  for (;;) {
+    OwnedThreadState entry{};
+    InterpControl* control = nullptr;
+    {
+      // Lock order: the cache, a record, the registry, a control block.
+      CoreLock cache_lock(&mu_);
+      CoreLock lock(&record.mu);
+      if (record.owned.empty()) return;
+      PyInterpreterState* main = gate.main_interpreter();
+      // Sub-interpreter states first: their interpreters need the main one.
+      auto it = std::find_if(record.owned.begin(), record.owned.end(),
+                             [main](const OwnedThreadState& owned) {
+                               return owned.interp != main;
+                             });
+      if (it == record.owned.end()) it = record.owned.begin();
+      entry = *it;
+      record.owned.erase(it);
+      if (entry.generation != gate.generation()) continue;  // freed
+      if (entry.interp != main) {
+        switch (registry.ForThreadExit(entry.interp, &record, &control)) {
+          case InterpreterRegistry::ExitAction::kGone:
+            continue;
+          case InterpreterRegistry::ExitAction::kOrphan:
+            orphans_.push_back(entry);
+            continue;
+          case InterpreterRegistry::ExitAction::kDelete:
+            break;
+        }
+      }
+    }
+    {
+      Gate::Admission admission(record.slot);
+      if (admission.state() == Gate::State::kRunning &&
+          !admission.past_point_of_no_return() &&
+          admission.generation() == entry.generation) {
+        PyEval_RestoreThread(entry.tstate);
+        PyThreadState_Clear(entry.tstate);
+        PyThreadState_DeleteCurrent();
+      }
+    }
+    if (control != nullptr) control->Leave(&record);
+  }
+}
+
+PyThreadState* ThreadStateCache::FindOrCreate(Record& record,
+                                              PyInterpreterState* interp,
+                                              uint64_t generation) {
+  PyInterpreterState* main = Gate::Get().main_interpreter();
+  // Fast: the main-interpreter state this thread used before under this
+  // runtime.
+  if (interp == main && record.main_generation == generation &&
+      record.main_tstate != nullptr) {
+    return record.main_tstate;
+  }
+  PyThreadState* known = PyGILState_GetThisThreadState();
+  if (interp == main && known != nullptr &&
+      PyThreadState_GetInterpreter(known) == interp) {
+    return known;
+  }
+  if (interp != main && known == nullptr &&
+      FindOrCreate(record, main, generation) == nullptr) {
+    return nullptr;
+  }
+  CoreLock lock(&record.mu);
+  for (const OwnedThreadState& owned : record.owned) {
+    if (owned.interp == interp && owned.generation == generation) {
+      return owned.tstate;
+    }
+  }
+  // Drop entries of finalized runtimes (CPython freed them) before adding.
+  record.owned.erase(std::remove_if(record.owned.begin(), record.owned.end(),
+                                    [generation](const OwnedThreadState& o) {
+                                      return o.generation != generation;
+                                    }),
+                     record.owned.end());
+  // "The global interpreter lock need not be held" (PyThreadState_New docs).
+  // The new state counts as created by PyGILState (gilstate_counter = 1 in
+  // every supported version), so a host's PyGILState_Ensure/Release pair on
+  // this thread never deletes it under us.
+  PyThreadState* created = PyThreadState_New(interp);
+  if (created != nullptr) {
+    record.owned.push_back({interp, generation, created});
+    if (interp == main) {
+      record.main_tstate = created;
+      record.main_generation = generation;
+    }
+  }
+  return created;
+}
+
+void ThreadStateCache::Adopt(Record& record, PyInterpreterState* interp,
+                             PyThreadState* tstate, uint64_t generation) {
+  CoreLock lock(&record.mu);
+  record.owned.push_back({interp, generation, tstate});
+}
+
+PyThreadState* ThreadStateCache::TakeOwn(Record& record,
+                                         PyInterpreterState* interp,
+                                         uint64_t generation) {
+  CoreLock lock(&record.mu);
+  for (auto it = record.owned.begin(); it != record.owned.end(); ++it) {
+    if (it->interp == interp && it->generation == generation) {
+      PyThreadState* tstate = it->tstate;
+      record.owned.erase(it);
+      return tstate;
+    }
+  }
+  return nullptr;
+}
+
+bool ThreadStateCache::Owns(Record& record, PyThreadState* tstate) {
+  CoreLock lock(&record.mu);
+  for (const OwnedThreadState& owned : record.owned) {
+    if (owned.tstate == tstate) return true;
+  }
+  return false;
+}
+
+void ThreadStateCache::DeleteFor(PyInterpreterState* interp,
+                                 PyThreadState* keep, uint64_t generation) {
+  CoreLock lock(&mu_);
+  for (Record* record : records_) {
+    CoreLock owned_lock(&record->mu);
+    for (auto it = record->owned.begin(); it != record->owned.end();) {
+      if (it->generation == generation && it->interp == interp &&
+          it->tstate != keep) {
+        PyThreadState_Clear(it->tstate);
+        PyThreadState_Delete(it->tstate);
+        it = record->owned.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto it = orphans_.begin(); it != orphans_.end();) {
+    if (it->interp == interp) {
+      PyThreadState_Clear(it->tstate);
+      PyThreadState_Delete(it->tstate);
+      it = orphans_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+int ThreadStateCache::CountForeign(PyInterpreterState* interp,
+                                   PyThreadState* keep) {
+  std::vector<PyThreadState*> ours;
+  {
+    CoreLock lock(&mu_);
+    for (Record* record : records_) {
+      CoreLock owned_lock(&record->mu);
+      for (const OwnedThreadState& owned : record->owned) {
+        if (owned.interp == interp) ours.push_back(owned.tstate);
+      }
+    }
+    for (const OwnedThreadState& orphan : orphans_) {
+      if (orphan.interp == interp) ours.push_back(orphan.tstate);
+    }
+  }
+  int foreign = 0;
+  for (PyThreadState* t = PyInterpreterState_ThreadHead(interp); t != nullptr;
+       t = PyThreadState_Next(t)) {
+    if (t == keep) continue;
+    if (std::find(ours.begin(), ours.end(), t) == ours.end()) ++foreign;
+  }
+  return foreign;
+}
+
+}  // namespace pyscope::detail

@@ -1,0 +1,119 @@
+// Copyright 2026 The pyscope Authors.
+// SPDX-License-Identifier: Apache-2.0
+//
+// The ThreadStateCache: one record per OS thread that used pyscope, and the
+// thread states pyscope created for it, one per (thread, interpreter,
+// generation), reused by every guard of that thread until the thread exits,
+// the interpreter ends or the runtime finalizes.
+
+#ifndef PYSCOPE_SRC_THREAD_STATE_CACHE_H_
+#define PYSCOPE_SRC_THREAD_STATE_CACHE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "gate.h"
+#include "lock.h"
+#include "platform.h"
+#include "pyscope/detail/core.h"
+
+namespace pyscope::detail {
+
+// A thread state pyscope created for one (thread, interpreter, generation).
+struct OwnedThreadState {
+  PyInterpreterState* interp;
+  uint64_t generation;
+  PyThreadState* tstate;
+};
+
+// Everything pyscope keeps for one OS thread. The ThreadRecord part is what
+// the guards' inline paths use; the rest only the core. Fields that are not
+// atomic or guarded are touched by the owning thread only.
+struct Record : ThreadRecord {
+  explicit Record(platform::ThreadIdentity who) : slot(who) {}
+
+  Gate::Slot slot;
+  // The generation under which the outermost scope attached: a re-attach
+  // under another generation would touch freed interpreter state.
+  uint64_t scope_generation = 0;
+  // This thread's main-interpreter state under `main_generation` (one
+  // pyscope owns, or the initializing thread's), used without a look-up.
+  PyThreadState* main_tstate = nullptr;
+  uint64_t main_generation = 0;
+  // Set when the thread exited with guard scopes open; the record is then
+  // kept, never freed, for the leaked guards to find.
+  std::atomic<bool> exited{false};
+  char exit_name[32] = "";  // the thread's name when it exited
+
+  CoreMutex mu;
+  std::vector<OwnedThreadState> owned ABSL_GUARDED_BY(mu);
+};
+
+inline Record& RecordOf(ThreadRecord& record) {
+  return static_cast<Record&>(record);
+}
+inline Record& ThisRecord() { return RecordOf(ThisThread()); }
+
+// "1234 (\"name\")" for the thread of `record`, alive or exited.
+std::string DescribeThread(const Record& record);
+
+class ThreadStateCache {
+ public:
+  static ThreadStateCache& Get();
+
+  // The calling thread's state for `interp` under `generation`: the one
+  // CPython already associates with the thread (main interpreter), else one
+  // pyscope created before, else a new one that pyscope keeps. For a
+  // sub-interpreter the thread's main-interpreter state is created first,
+  // so that CPython's PyGILState binding of the thread never points into a
+  // sub-interpreter. Null when CPython cannot allocate one.
+  PyThreadState* FindOrCreate(Record& record, PyInterpreterState* interp,
+                              uint64_t generation);
+
+  // Records `tstate` (created elsewhere) as the calling thread's state for
+  // `interp` under `generation`.
+  void Adopt(Record& record, PyInterpreterState* interp, PyThreadState* tstate,
+             uint64_t generation);
+
+  // Removes and returns the calling thread's state for `interp` (null if it
+  // has none), so that the thread ending the interpreter can use it.
+  PyThreadState* TakeOwn(Record& record, PyInterpreterState* interp,
+                         uint64_t generation);
+
+  // Whether `tstate` is one pyscope created for this thread.
+  bool Owns(Record& record, PyThreadState* tstate);
+
+  // Deletes the cached states of `interp` under `generation` that belong to
+  // other threads (never `keep`), and the orphans of `interp`. Requires
+  // `interp`'s GIL, held by the calling thread.
+  void DeleteFor(PyInterpreterState* interp, PyThreadState* keep,
+                 uint64_t generation) PYSCOPE_REQUIRES_GIL;
+
+  // The thread states of `interp`, other than `keep`, that pyscope did not
+  // create (daemon threads, states made by hand). Requires `interp`'s GIL.
+  int CountForeign(PyInterpreterState* interp,
+                   PyThreadState* keep) PYSCOPE_REQUIRES_GIL;
+
+  // The record of the calling thread (created on first use).
+  Record& ThisThreadRecord();
+
+ private:
+  ThreadStateCache() = default;
+  static void Retire(void* record);
+  void FreeAtThreadExit(Record& record);
+  void RecoverFromExitInsideScopes(Record& record);
+
+  CoreMutex mu_;  // before any record's mu
+  std::vector<Record*> records_ ABSL_GUARDED_BY(mu_);
+  // Records of threads that exited with scopes open.
+  std::vector<Record*> exited_ ABSL_GUARDED_BY(mu_);
+  // A cached state whose thread exited while its interpreter was ending:
+  // the ending thread deletes it.
+  std::vector<OwnedThreadState> orphans_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace pyscope::detail
+
+#endif  // PYSCOPE_SRC_THREAD_STATE_CACHE_H_
