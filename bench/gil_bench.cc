@@ -141,7 +141,8 @@ void S4AllowThreadsRaw(benchmark::State& state) {
   EnsureRuntime();
   PyGILState_STATE gil = PyGILState_Ensure();
   for (auto _ : state) {
-    Py_BEGIN_ALLOW_THREADS Py_END_ALLOW_THREADS
+    Py_BEGIN_ALLOW_THREADS
+    Py_END_ALLOW_THREADS
   }
   PyGILState_Release(gil);
 }

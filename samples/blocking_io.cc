@@ -30,8 +30,8 @@ void BlockingRead(std::chrono::milliseconds wait, bool fail) {
 }
 
 // Blocks for `wait`; returns how many ticks the Python thread made meanwhile.
-long ReadWithGilReleased(std::chrono::milliseconds wait, bool fail)
-    PYSCOPE_REQUIRES_GIL {
+long ReadWithGilReleased(std::chrono::milliseconds wait,
+                         bool fail) PYSCOPE_REQUIRES_GIL {
   const long before = Ticks();
   try {
     pyscope::AllowThreads nogil;  // Python threads run while we block

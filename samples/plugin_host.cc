@@ -90,9 +90,9 @@ int main() {
   // The failures did not disturb the others, nor the main interpreter.
   for (Loaded& plugin : loaded) {
     std::printf("%s -> %s\n", plugin.name,
-                plugin.interpreter->Call([]() PYSCOPE_REQUIRES_GIL {
-                  return Startup();
-                }).c_str());
+                plugin.interpreter
+                    ->Call([]() PYSCOPE_REQUIRES_GIL { return Startup(); })
+                    .c_str());
   }
   {
     pyscope::GILGuard gil;

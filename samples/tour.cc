@@ -56,8 +56,9 @@ int main() {
         pyscope::Exec("counter += 100");
       }
     }
-    std::printf("AllowThreads: worker thread ran while released, counter = %ld\n",
-                Counter());
+    std::printf(
+        "AllowThreads: worker thread ran while released, counter = %ld\n",
+        Counter());
 
     // 4. ThreadStateSwap: run with a thread state you manage yourself.
     PyThreadState* mine = PyThreadState_New(PyInterpreterState_Main());

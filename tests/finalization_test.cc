@@ -24,6 +24,7 @@
 #include "pyscope/pyscope.h"
 #include "support/python_helpers.h"
 #include "support/scenario.h"
+#include "support/sync.h"
 
 namespace {
 
@@ -37,24 +38,7 @@ using pyscope_test::RunScenario;
 using pyscope_test::TestOptions;
 using Clock = std::chrono::steady_clock;
 
-// A one-shot flag threads can wait for.
-class Event {
- public:
-  void Set() {
-    std::lock_guard<std::mutex> lock(mu_);
-    set_ = true;
-    cv_.notify_all();
-  }
-  void Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return set_; });
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool set_ = false;
-};
+using pyscope_test::Event;
 
 TEST_SUITE("finalization") {
   TEST_CASE("a worker inside a GILGuard delays finalization until it leaves") {

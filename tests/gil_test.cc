@@ -22,6 +22,7 @@
 #include "pyscope/pyscope.h"
 #include "support/python_helpers.h"
 #include "support/scenario.h"
+#include "support/sync.h"
 
 namespace {
 
@@ -38,24 +39,7 @@ using pyscope_test::TestOptions;
 
 int Level() { return pyscope::detail::ThisThread().level; }
 
-// A one-shot flag threads can wait for.
-class Event {
- public:
-  void Set() {
-    std::lock_guard<std::mutex> lock(mu_);
-    set_ = true;
-    cv_.notify_all();
-  }
-  void Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return set_; });
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool set_ = false;
-};
+using pyscope_test::Event;
 
 TEST_SUITE("gil") {
   TEST_CASE("GILGuard is reentrant and counts its own depth") {

@@ -34,22 +34,10 @@ using pyscope::GILGuard;
 using pyscope::ScopedRuntime;
 using pyscope_test::ChildResult;
 using pyscope_test::EvalLong;
+using pyscope_test::HasFact;
+using pyscope_test::PrintFact;
 using pyscope_test::RunScenario;
 using pyscope_test::TestOptions;
-
-void Fact(const char* key, long value) {
-  std::printf("%s=%ld\n", key, value);
-  std::fflush(stdout);
-}
-
-void FactText(const char* key, const std::string& value) {
-  std::printf("%s=%s\n", key, value.c_str());
-  std::fflush(stdout);
-}
-
-bool HasFact(const ChildResult& child, const std::string& fact) {
-  return child.out.find(fact + "\n") != std::string::npos;
-}
 
 // Host code that takes the GIL for itself, as a callback would: it cannot
 // know what its caller holds.
@@ -71,15 +59,17 @@ PYSCOPE_SCENARIO(GuardInsideRawAllowThreads) {
     GILGuard outer;
     PyThreadState* mine = PyThreadState_Get();
     long value = 0;
-    Py_BEGIN_ALLOW_THREADS Fact("released", !AttachedNow());
-    value = HostCallback("x = 40 + 2", "x");
-    Fact("released_again", !AttachedNow());
-    Py_END_ALLOW_THREADS Fact("value", value);
-    Fact("same_state", PyThreadState_Get() == mine);
-    Fact("after", EvalLong("x + 1"));
+    Py_BEGIN_ALLOW_THREADS
+      PrintFact("released", !AttachedNow());
+      value = HostCallback("x = 40 + 2", "x");
+      PrintFact("released_again", !AttachedNow());
+    Py_END_ALLOW_THREADS
+    PrintFact("value", value);
+    PrintFact("same_state", PyThreadState_Get() == mine);
+    PrintFact("after", EvalLong("x + 1"));
   });
   worker.join();
-  Fact("finalize_ok", runtime.Finalize().ok());
+  PrintFact("finalize_ok", runtime.Finalize().ok());
   return 0;
 }
 
@@ -90,18 +80,18 @@ PYSCOPE_SCENARIO(GuardAfterRawSaveThread) {
   {
     // Nested twice, and an AllowThreads inside: each level is real.
     GILGuard inner;
-    Fact("inner_attached", AttachedNow());
+    PrintFact("inner_attached", AttachedNow());
     {
       GILGuard innermost;
       pyscope::Exec("y = 5");
       AllowThreads nogil;
-      Fact("nogil_released", !AttachedNow());
+      PrintFact("nogil_released", !AttachedNow());
     }
-    Fact("y", EvalLong("y * 2"));
+    PrintFact("y", EvalLong("y * 2"));
   }
-  Fact("released_after_inner", !AttachedNow());
+  PrintFact("released_after_inner", !AttachedNow());
   PyEval_RestoreThread(saved);
-  Fact("restored", PyThreadState_Get() == saved);
+  PrintFact("restored", PyThreadState_Get() == saved);
   return 0;
 }
 
@@ -116,13 +106,14 @@ PYSCOPE_SCENARIO(GuardInsideRawReleaseInSubInterpreter) {
     PyThreadState* saved = PyEval_SaveThread();
     {
       GILGuard inner;
-      Fact("inner_in_sub", PyThreadState_GetInterpreter(PyThreadState_Get()) ==
-                               sub.interpreter_state());
-      FactText("where", pyscope_test::EvalString("where"));
+      PrintFact("inner_in_sub",
+                PyThreadState_GetInterpreter(PyThreadState_Get()) ==
+                    sub.interpreter_state());
+      PrintFact("where", pyscope_test::EvalString("where"));
     }
     PyEval_RestoreThread(saved);
   }
-  Fact("end_ok", sub.End().ok());
+  PrintFact("end_ok", sub.End().ok());
   return 0;
 }
 
@@ -136,10 +127,10 @@ PYSCOPE_SCENARIO(AllowThreadsInsideRawRelease) {
     PyThreadState* saved = PyEval_SaveThread();
     { AllowThreads nogil; }
     PyEval_RestoreThread(saved);
-    Fact("still_attached", PyThreadState_Get() == saved);
+    PrintFact("still_attached", PyThreadState_Get() == saved);
   }
   for (const pyscope::MisuseReport& report : recording.reports()) {
-    FactText("misuse", pyscope::MisuseName(report.misuse));
+    PrintFact("misuse", pyscope::MisuseName(report.misuse));
   }
   return 0;
 }
@@ -157,15 +148,15 @@ PYSCOPE_SCENARIO(GuardInsideRawEnsureInAllowThreads) {
       // A library called here takes the GIL its own way, then calls back.
       PyGILState_STATE state = PyGILState_Ensure();
       value = HostCallback("z += 1", "z");
-      Fact("still_attached_in_ensure", AttachedNow());
+      PrintFact("still_attached_in_ensure", AttachedNow());
       PyGILState_Release(state);
-      Fact("released_in_allow_threads", !AttachedNow());
+      PrintFact("released_in_allow_threads", !AttachedNow());
     }
-    Fact("value", value);
-    Fact("after", EvalLong("z"));
+    PrintFact("value", value);
+    PrintFact("after", EvalLong("z"));
   });
   worker.join();
-  Fact("finalize_ok", runtime.Finalize().ok());
+  PrintFact("finalize_ok", runtime.Finalize().ok());
   return 0;
 }
 
@@ -179,22 +170,22 @@ PYSCOPE_SCENARIO(GuardUnderHandMadeThreadState) {
     PyEval_RestoreThread(mine);
     {
       GILGuard gil;
-      Fact("borrowed_host_state", PyThreadState_Get() == mine);
+      PrintFact("borrowed_host_state", PyThreadState_Get() == mine);
       pyscope::Exec("w = 3");
     }
-    Fact("host_state_still_current", PyThreadState_Get() == mine);
+    PrintFact("host_state_still_current", PyThreadState_Get() == mine);
     {
       AllowThreads nogil;
       PyEval_RestoreThread(mine);  // (not the pattern to follow, but seen)
-      Fact("nested", HostCallback("w *= 2", "w"));
+      PrintFact("nested", HostCallback("w *= 2", "w"));
       PyEval_SaveThread();
     }
     PyThreadState_Clear(mine);
     PyThreadState_DeleteCurrent();
-    Fact("detached", !AttachedNow());
+    PrintFact("detached", !AttachedNow());
   });
   worker.join();
-  Fact("finalize_ok", runtime.Finalize().ok());
+  PrintFact("finalize_ok", runtime.Finalize().ok());
   return 0;
 }
 
@@ -209,9 +200,9 @@ PYSCOPE_SCENARIO(ThreadExitsHoldingGuard) {
   auto leaked = std::make_unique<LeakedGuards>();
   std::thread worker([&leaked] {
     pthread_setname_np(pthread_self(), "leaky-worker");
-    Fact("thread", pyscope_test::ThreadId());
+    PrintFact("thread", pyscope_test::ThreadId());
     // (Inside std::optional the default argument would name <optional>.)
-    Fact("line", __LINE__ + 1);
+    PrintFact("line", __LINE__ + 1);
     leaked->gil.emplace(pyscope::SourceLocation::Current());
     pyscope::Exec("leaked = True");
   });
@@ -232,16 +223,16 @@ PYSCOPE_SCENARIO(ThreadExitsHoldingGuardRecovered) {
   {
     // The runtime stays usable: the GIL was released at thread exit.
     GILGuard gil;
-    Fact("leaked_seen", EvalLong("int(leaked)"));
+    PrintFact("leaked_seen", EvalLong("int(leaked)"));
   }
-  std::thread other([] { Fact("other", HostCallback("n = 9", "n")); });
+  std::thread other([] { PrintFact("other", HostCallback("n = 9", "n")); });
   other.join();
   leaked.reset();  // destroyed on another thread: reported, does nothing
-  Fact("finalize_ok", runtime.Finalize().ok());
+  PrintFact("finalize_ok", runtime.Finalize().ok());
   for (const pyscope::MisuseReport& report : recording.reports()) {
-    FactText("misuse", pyscope::MisuseName(report.misuse));
+    PrintFact("misuse", pyscope::MisuseName(report.misuse));
     if (report.message.find("which has exited") != std::string::npos) {
-      Fact("named_exited", 1);
+      PrintFact("named_exited", 1);
     }
   }
   return 0;
@@ -258,10 +249,10 @@ PYSCOPE_SCENARIO(ThreadExitsInsideSubInterpreterRecovered) {
   std::thread worker([&] { leaked->gil.emplace(sub); });
   worker.join();
   // Ending waits for no thread: the exited one left the interpreter.
-  Fact("end_ok", sub.End().ok());
-  Fact("finalize_ok", runtime.Finalize().ok());
+  PrintFact("end_ok", sub.End().ok());
+  PrintFact("finalize_ok", runtime.Finalize().ok());
   for (const pyscope::MisuseReport& report : recording.reports()) {
-    FactText("misuse", pyscope::MisuseName(report.misuse));
+    PrintFact("misuse", pyscope::MisuseName(report.misuse));
   }
   (void)leaked.release();  // never destroyed: its record stays valid anyway
   return 0;
@@ -301,10 +292,10 @@ PYSCOPE_SCENARIO(GuardsInThreadLocalDestructors) {
     worker.join();
   }
   GILGuard gil;
-  Fact("late_count", EvalLong("late_count"));
-  Fact("late_runs", late_runs.load());
-  Fact("states_left",
-       pyscope_test::CountThreadStates(runtime.main_interpreter()) - base);
+  PrintFact("late_count", EvalLong("late_count"));
+  PrintFact("late_runs", late_runs.load());
+  PrintFact("states_left",
+            pyscope_test::CountThreadStates(runtime.main_interpreter()) - base);
   return 0;
 }
 

@@ -28,17 +28,10 @@ using pyscope::GILGuard;
 using pyscope::ScopedRuntime;
 using pyscope_test::ChildResult;
 using pyscope_test::EvalLong;
+using pyscope_test::HasFact;
+using pyscope_test::PrintFact;
 using pyscope_test::RunScenario;
 using pyscope_test::TestOptions;
-
-void Fact(const char* key, long value) {
-  std::printf("%s=%ld\n", key, value);
-  std::fflush(stdout);
-}
-
-bool HasFact(const ChildResult& child, const std::string& fact) {
-  return child.out.find(fact + "\n") != std::string::npos;
-}
 
 // Host code reached from a region where pybind11 released the GIL.
 long HostCallback(long x) {
@@ -65,11 +58,11 @@ PYSCOPE_SCENARIO(GuardInsideGilScopedRelease) {
       py::gil_scoped_release release;
       value = HostCallback(1);
     }
-    Fact("value", value);
-    Fact("after", py::eval("callback_base + 2").cast<long>());
+    PrintFact("value", value);
+    PrintFact("after", py::eval("callback_base + 2").cast<long>());
   });
   worker.join();
-  Fact("finalize_ok", runtime.Finalize().ok());
+  PrintFact("finalize_ok", runtime.Finalize().ok());
   return 0;
 }
 
@@ -92,15 +85,15 @@ for t in threads:
 for t in threads:
     t.join()
 )py");
-    Fact("direct", EvalLong("direct"));
-    Fact("from_threads", EvalLong("sum(from_threads)"));
+    PrintFact("direct", EvalLong("direct"));
+    PrintFact("from_threads", EvalLong("sum(from_threads)"));
   }
   std::thread worker([] {
     GILGuard gil;
-    Fact("from_native", EvalLong("call_host(7)"));
+    PrintFact("from_native", EvalLong("call_host(7)"));
   });
   worker.join();
-  Fact("finalize_ok", runtime.Finalize().ok());
+  PrintFact("finalize_ok", runtime.Finalize().ok());
   return 0;
 }
 
@@ -115,23 +108,23 @@ PYSCOPE_SCENARIO(GuardInsideGilScopedAcquireInAllowThreads) {
       py::gil_scoped_acquire acquire;
       value = HostCallback(3);
     }
-    Fact("value", value);
+    PrintFact("value", value);
     // And the other way round: AllowThreads inside gil_scoped_acquire.
     {
       py::gil_scoped_release release;
       py::gil_scoped_acquire acquire;
       AllowThreads nogil;
-      Fact("nested", HostCallback(4));
+      PrintFact("nested", HostCallback(4));
     }
   });
   worker.join();
   std::thread fresh([] {
     // A thread that pybind11 attaches first.
     py::gil_scoped_acquire acquire;
-    Fact("fresh", HostCallback(6));
+    PrintFact("fresh", HostCallback(6));
   });
   fresh.join();
-  Fact("finalize_ok", runtime.Finalize().ok());
+  PrintFact("finalize_ok", runtime.Finalize().ok());
   return 0;
 }
 

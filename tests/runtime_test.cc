@@ -266,9 +266,9 @@ TEST_SUITE("runtime") {
       pyscope::Exec("import sys");
       CHECK(EvalString(absl::StrCat("sys.path[:3]")) == expected);
       // site-packages; Debian's own CPython uses dist-packages.
-      CHECK(EvalBool(
-          "all(p.endswith(('site-packages', 'dist-packages')) "
-          "for p in sys.path[3:])"));
+      CHECK(
+          EvalBool("all(p.endswith(('site-packages', 'dist-packages')) "
+                   "for p in sys.path[3:])"));
     }
   }
 

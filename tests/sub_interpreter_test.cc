@@ -7,7 +7,8 @@
 // extension modules that refuse sub-interpreters, isolation, and the
 // Exec / TryExec / Call helpers.
 //
-// The binary creates one ScopedRuntime for the whole process (main() below);
+// The binary creates one ScopedRuntime for the whole process (the main() of
+// pyscope/testing.h);
 // scenarios that finalize the runtime run in child processes.
 
 #include <pthread.h>
@@ -26,10 +27,15 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #define DOCTEST_CONFIG_IMPLEMENT
+#define PYSCOPE_TESTING_MAIN
+#define PYSCOPE_TESTING_OPTIONS
+#define PYSCOPE_TESTING_PRE_MAIN
 #include "doctest/doctest.h"
 #include "pyscope/pyscope.h"
+#include "pyscope/testing.h"
 #include "support/python_helpers.h"
 #include "support/scenario.h"
+#include "support/sync.h"
 
 namespace {
 
@@ -73,16 +79,7 @@ bool InterpreterExists(int64_t id) PYSCOPE_REQUIRES_GIL {
   return false;
 }
 
-// Waits (without the GIL) until `flag` is set; false after `timeout`.
-bool WaitFor(const std::atomic<bool>& flag,
-             absl::Duration timeout = absl::Seconds(10)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!flag.load()) {
-    if (absl::Now() >= deadline) return false;
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  return true;
-}
+using pyscope_test::WaitFor;
 
 // --- C functions installed into interpreters ------------------------------
 
@@ -147,15 +144,7 @@ long IncrementCounter() PYSCOPE_REQUIRES_GIL {
   return next;
 }
 
-// The option sets that every version creates, and on 3.12+ the isolated one.
-std::vector<std::pair<const char*, SubInterpreterOptions>> CreatableOptions() {
-  std::vector<std::pair<const char*, SubInterpreterOptions>> result = {
-      {"Legacy", SubInterpreterOptions::Legacy()}};
-  if (kOwnGilAvailable) {
-    result.push_back({"Isolated", SubInterpreterOptions::Isolated()});
-  }
-  return result;
-}
+using pyscope_test::CreatableOptions;
 
 // --- Scenarios (child processes) -------------------------------------------
 
@@ -1233,20 +1222,13 @@ TEST_CASE("Exec, TryExec and Call run in the interpreter") {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  int exit_code = 0;
-  if (pyscope_test::MaybeRunScenario(argc, argv, &exit_code)) {
-    return exit_code;
-  }
-  // One runtime for the whole suite, created and finalized on this thread.
-  pyscope::ScopedRuntime runtime(pyscope_test::TestOptions());
-  doctest::Context context(argc, argv);
-  const int result = context.run();
-  const absl::Status finalized = runtime.Finalize();
-  if (!finalized.ok()) {
-    std::fprintf(stderr, "finalization failed: %s\n",
-                 finalized.ToString().c_str());
-    return result != 0 ? result : 1;
-  }
-  return result;
+// One runtime for the whole suite (pyscope/testing.h's main), created and
+// finalized on the main thread; scenarios run before it, in their own
+// process.
+pyscope::RuntimeOptions PyscopeTestRuntimeOptions() {
+  return pyscope_test::TestOptions();
+}
+
+bool PyscopeTestingPreMain(int argc, char** argv, int* exit_code) {
+  return pyscope_test::MaybeRunScenario(argc, argv, exit_code);
 }

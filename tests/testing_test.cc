@@ -3,7 +3,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #define PYSCOPE_TESTING_MAIN
 #include <doctest/doctest.h>
-
+// (pyscope/testing.h needs doctest first.)
 #include "pyscope/testing.h"
 
 namespace {
@@ -29,8 +29,8 @@ TEST_CASE_FIXTURE(pyscope::testing::WithGil, "WithGil holds the main GIL") {
 TEST_CASE_FIXTURE(pyscope::testing::InFreshInterpreter,
                   "a fresh interpreter does not see another case's state") {
   PYSCOPE_ASSERT_GIL_HELD();
-  CHECK(PyInterpreterState_GetID(PyThreadState_GetInterpreter(
-            PyThreadState_Get())) != 0);
+  CHECK(PyInterpreterState_GetID(
+            PyThreadState_GetInterpreter(PyThreadState_Get())) != 0);
   PYSCOPE_CHECK_RAISES(pyscope::Exec("shared_marker"), "NameError");
   pyscope::Exec("import sys; sys.fresh_marker = 1");
 }

@@ -16,6 +16,13 @@
 // defined), runs doctest, finalizes the runtime and fails the run if
 // finalization reported an error.
 //
+// With PYSCOPE_TESTING_PRE_MAIN defined, main() first calls a
+// `bool PyscopeTestingPreMain(int argc, char** argv, int* exit_code)` you
+// define; when it returns true, main() returns *exit_code at once, without
+// a runtime or doctest. Use it to let the test binary act as a child
+// process of its own tests (re-executed with a flag of yours) for cases
+// that must run in a fresh process, such as those that finalize Python.
+//
 // Per test case, a fixture gives the GIL, or a fresh sub-interpreter so that
 // no state leaks between cases:
 //
@@ -93,8 +100,17 @@ struct InFreshInterpreter {
 #ifdef PYSCOPE_TESTING_OPTIONS
 ::pyscope::RuntimeOptions PyscopeTestRuntimeOptions();
 #endif
+#ifdef PYSCOPE_TESTING_PRE_MAIN
+bool PyscopeTestingPreMain(int argc, char** argv, int* exit_code);
+#endif
 
 int main(int argc, char** argv) {
+#ifdef PYSCOPE_TESTING_PRE_MAIN
+  int pre_main_exit_code = 0;
+  if (PyscopeTestingPreMain(argc, argv, &pre_main_exit_code)) {
+    return pre_main_exit_code;
+  }
+#endif
   doctest::Context context(argc, argv);
   if (context.shouldExit()) return context.run();
 #ifdef PYSCOPE_TESTING_OPTIONS

@@ -18,13 +18,14 @@
 #if defined(PYSCOPE_COMPILE_FAIL_CONTROL)
 #define PYSCOPE_CF_CONTEXT ::pyscope::GILGuard cf_gil
 #elif defined(PYSCOPE_CF_ALLOW_THREADS)
-#define PYSCOPE_CF_CONTEXT      \
-  ::pyscope::GILGuard cf_gil;   \
+#define PYSCOPE_CF_CONTEXT    \
+  ::pyscope::GILGuard cf_gil; \
   ::pyscope::AllowThreads cf_nogil
 #elif defined(PYSCOPE_CF_NO_GUARD)
 #define PYSCOPE_CF_CONTEXT static_cast<void>(0)
 #else
-#error "compile with -DPYSCOPE_COMPILE_FAIL_CONTROL, -DPYSCOPE_CF_NO_GUARD or -DPYSCOPE_CF_ALLOW_THREADS"
+#error \
+    "compile with -DPYSCOPE_COMPILE_FAIL_CONTROL, -DPYSCOPE_CF_NO_GUARD or -DPYSCOPE_CF_ALLOW_THREADS"
 #endif
 
 #endif  // PYSCOPE_TESTS_COMPILE_FAIL_CHECKED_API_CONTEXT_H_

@@ -1,8 +1,8 @@
 // Copyright 2026 The pyscope Authors.
 // SPDX-License-Identifier: Apache-2.0
 //
-// Rule (pyscope/checked_api.h): an import function needs an attached thread state.
-// Under Clang -Wthread-safety a call with no guard in scope, or inside
+// Rule (pyscope/checked_api.h): an import function needs an attached thread
+// state. Under Clang -Wthread-safety a call with no guard in scope, or inside
 // AllowThreads, does not compile and the diagnostic names the function; inside
 // a GILGuard it compiles. With GCC the header changes nothing: all three
 // contexts compile.

@@ -1,10 +1,10 @@
 // Copyright 2026 The pyscope Authors.
 // SPDX-License-Identifier: Apache-2.0
 //
-// Rule (pyscope/checked_api.h): an object protocol function needs an attached thread state.
-// Under Clang -Wthread-safety a call with no guard in scope, or inside
-// AllowThreads, does not compile and the diagnostic names the function; inside
-// a GILGuard it compiles. With GCC the header changes nothing: all three
+// Rule (pyscope/checked_api.h): an object protocol function needs an attached
+// thread state. Under Clang -Wthread-safety a call with no guard in scope, or
+// inside AllowThreads, does not compile and the diagnostic names the function;
+// inside a GILGuard it compiles. With GCC the header changes nothing: all three
 // contexts compile.
 //
 // expect[clang]: calling function 'PyObject_GetAttrString' requires holding GIL 'gil' exclusively

@@ -27,6 +27,9 @@ PyModuleDef single_phase_module = {
 
 }  // namespace
 
+// The module's entry point, found by the import system by name.
+PyMODINIT_FUNC PyInit_pyscope_single_phase(void);
+
 PyMODINIT_FUNC PyInit_pyscope_single_phase(void) {
 #ifdef PYSCOPE_ASSERT_GIL_HELD
   // Built with pyscope/checked_api.h force-included: CPython calls this with

@@ -15,26 +15,14 @@
 #include "doctest/doctest.h"
 #include "pyscope/pyscope.h"
 #include "support/python_helpers.h"
+#include "support/scenario.h"
 #include "support/subprocess.h"
 
 namespace {
 
 using pyscope_test::ChildResult;
 
-// The value printed as "key=<value>\n" by the driver, or "".
-std::string Field(const std::string& out, const std::string& key) {
-  const std::string prefix = key + "=";
-  size_t at = out.rfind("\n" + prefix);
-  if (at != std::string::npos) {
-    ++at;
-  } else if (out.rfind(prefix, 0) == 0) {
-    at = 0;
-  } else {
-    return "";
-  }
-  const size_t start = at + prefix.size();
-  return out.substr(start, out.find('\n', start) - start);
-}
+using pyscope_test::FactOf;
 
 ChildResult RunDriver(const std::string& misuse) {
   const char* driver = std::getenv("PYSCOPE_MISUSE_DRIVER");
@@ -48,8 +36,8 @@ void ExpectReport(const std::string& misuse, const std::string& guard,
   const ChildResult child = RunDriver(misuse);
   INFO(child.Describe());
   CHECK(child.KilledBy(SIGABRT));
-  const std::string site = Field(child.out, "site");
-  const std::string thread = Field(child.out, "thread");
+  const std::string site = FactOf(child, "site");
+  const std::string thread = FactOf(child, "thread");
   REQUIRE(!site.empty());
   REQUIRE(!thread.empty());
   // One paragraph: what, which guard, created where, on which thread.
@@ -60,7 +48,7 @@ void ExpectReport(const std::string& misuse, const std::string& guard,
   CHECK(child.err.find(absl::StrCat(", on thread ", thread, ". ")) !=
         std::string::npos);
   // When detected on another thread, the creating thread is named too.
-  const std::string creator = Field(child.out, "creator");
+  const std::string creator = FactOf(child, "creator");
   if (!creator.empty()) {
     CHECK(child.err.find(absl::StrCat(" on thread ", creator, " (")) !=
           std::string::npos);
@@ -115,7 +103,7 @@ TEST_SUITE("misuse") {
     const ChildResult child = RunDriver("CustomHandler");
     INFO(child.Describe());
     CHECK(child.ExitedWith(0));
-    const std::string site = Field(child.out, "site");
+    const std::string site = FactOf(child, "site");
     const std::string line = site.substr(site.rfind(':') + 1);
     CHECK(child.out.find(absl::StrCat("handled=AllowThreadsWithoutGil "
                                       "AllowThreads line ",

@@ -71,6 +71,16 @@ std::string EvalString(std::string_view expression) {
   return result;
 }
 
+std::vector<std::pair<const char*, pyscope::SubInterpreterOptions>>
+CreatableOptions() {
+  std::vector<std::pair<const char*, pyscope::SubInterpreterOptions>> result = {
+      {"Legacy", pyscope::SubInterpreterOptions::Legacy()}};
+  if (pyscope::detail::compat::kHasPerInterpreterGil) {
+    result.push_back({"Isolated", pyscope::SubInterpreterOptions::Isolated()});
+  }
+  return result;
+}
+
 int CountThreadStates(PyInterpreterState* interp) {
   int count = 0;
   for (PyThreadState* tstate = PyInterpreterState_ThreadHead(interp);

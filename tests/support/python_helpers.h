@@ -9,6 +9,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
@@ -25,6 +26,11 @@ pyscope::RuntimeOptions TestOptions();
 long EvalLong(std::string_view expression) PYSCOPE_REQUIRES_GIL;
 bool EvalBool(std::string_view expression) PYSCOPE_REQUIRES_GIL;
 std::string EvalString(std::string_view expression) PYSCOPE_REQUIRES_GIL;
+
+// The sub-interpreter option sets this CPython creates, by name: Legacy()
+// on every version, Isolated() (own GIL) from 3.12.
+std::vector<std::pair<const char*, pyscope::SubInterpreterOptions>>
+CreatableOptions();
 
 // The number of thread states of `interp`
 // (PyInterpreterState_ThreadHead / PyThreadState_Next).

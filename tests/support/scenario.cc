@@ -52,4 +52,39 @@ bool MaybeRunScenario(int argc, char** argv, int* exit_code) {
   return false;
 }
 
+void PrintFact(const char* key, long value) {
+  std::printf("%s=%ld\n", key, value);
+  std::fflush(stdout);
+}
+
+void PrintFact(const char* key, const std::string& value) {
+  std::printf("%s=%s\n", key, value.c_str());
+  std::fflush(stdout);
+}
+
+void PrintFact(const char* key, const char* value) {
+  PrintFact(key, std::string(value));
+}
+
+std::string FactOf(const ChildResult& child, const std::string& key) {
+  const std::string& out = child.out;
+  const std::string prefix = key + "=";
+  size_t at = out.rfind("\n" + prefix);
+  if (at != std::string::npos) {
+    ++at;
+  } else if (out.rfind(prefix, 0) == 0) {
+    at = 0;
+  } else {
+    return "";
+  }
+  const size_t start = at + prefix.size();
+  return out.substr(start, out.find('\n', start) - start);
+}
+
+bool HasFact(const ChildResult& child, const std::string& fact) {
+  const std::string& out = child.out;
+  return out.rfind(fact + "\n", 0) == 0 ||
+         out.find("\n" + fact + "\n") != std::string::npos;
+}
+
 }  // namespace pyscope_test

@@ -48,6 +48,18 @@ ChildResult RunScenario(const std::string& name,
 // exit code in `*exit_code`, returning true.
 bool MaybeRunScenario(int argc, char** argv, int* exit_code);
 
+// Facts: a scenario prints "key=value" lines (PrintFact), the test reads
+// them back from the child's stdout (FactOf, HasFact).
+void PrintFact(const char* key, long value);
+void PrintFact(const char* key, const std::string& value);
+void PrintFact(const char* key, const char* value);
+
+// The value of the last "key=..." line the child printed, or "" if none.
+std::string FactOf(const ChildResult& child, const std::string& key);
+
+// Whether the child printed the line `fact` ("key=value").
+bool HasFact(const ChildResult& child, const std::string& fact);
+
 }  // namespace pyscope_test
 
 #define PYSCOPE_SCENARIO(name)                                            \
