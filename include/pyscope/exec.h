@@ -28,15 +28,18 @@ namespace pyscope {
 // Executes `code` as a module body (like `exec`) in the `__main__` namespace
 // of the interpreter the calling thread is attached to. A Python exception
 // (including SystemExit: the process never exits here) becomes a
-// PythonError. Requires the GIL.
+// PythonError. Requires the GIL: on a thread that does not hold it, throws
+// pyscope::Error (kFailedPrecondition) without touching CPython.
 PYSCOPE_API void Exec(std::string_view code) PYSCOPE_REQUIRES_GIL;
 
 // Like Exec, but returns the error as a status: OK, or kUnknown with
-// "TypeName: message" followed by the traceback. Requires the GIL.
+// "TypeName: message" followed by the traceback. Requires the GIL (without
+// it: kFailedPrecondition).
 PYSCOPE_API absl::Status TryExec(std::string_view code) PYSCOPE_REQUIRES_GIL;
 
 // Evaluates the expression `expression` in `__main__` and returns a new
-// reference to the result. Throws PythonError. Requires the GIL.
+// reference to the result. Throws PythonError. Requires the GIL (without
+// it: pyscope::Error, kFailedPrecondition).
 PYSCOPE_API PyObject* Eval(std::string_view expression) PYSCOPE_REQUIRES_GIL;
 
 }  // namespace pyscope
