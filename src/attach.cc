@@ -58,11 +58,24 @@ absl::Status OutOfMemory() {
       "pyscope: PyThreadState_New failed (out of memory)");
 }
 
+// Gives up `scope` on a thread that is about to end: the thread holds no
+// GIL any more, leaves the sub-interpreter it was entering (`entered`), and
+// the scope is closed so that the enclosing guards, destroyed by the same
+// unwinding, find the levels in order.
+void AbandonScope(const Scope& scope, InterpControl* entered) {
+  Record& record = RecordOf(*scope.record);
+  if (entered != nullptr) entered->Leave(&record);
+  record.holding = false;
+  record.tstate = scope.prev_tstate;
+  --record.level;
+}
+
 // Ends the calling thread the way CPython's take_gil does for a thread that
 // wants the GIL back after finalization started, but without touching the
 // freed interpreter state first. The unwinding runs the destructors of the
 // enclosing scopes.
 [[noreturn]] void EndThreadAfterFinalization(const Scope& scope,
+                                             InterpControl* entered,
                                              const char* guard) {
   Record& record = RecordOf(*scope.record);
   std::fprintf(stderr,
@@ -70,22 +83,44 @@ absl::Status OutOfMemory() {
                "back after the Python runtime was finalized (it was still "
                "inside a guard when the drain deadline expired).\n",
                DescribeThread(record).c_str(), guard);
-  record.holding = false;
-  record.tstate = scope.prev_tstate;
-  --record.level;
+  AbandonScope(scope, entered);
   platform::EndThisThread();
 }
 
-// Re-attaches `tstate` on the calling thread through the gate. Past the
-// point of no return only thread states pyscope created for native threads
-// are at risk (Py_FinalizeEx frees them): such a thread is ended instead. A
-// Python thread's own state re-attaches as Py_END_ALLOW_THREADS would
-// (CPython joins non-daemon threads, which needs exactly that, and ends
-// daemon ones itself). Once the runtime's states were freed, nobody
-// re-attaches. The finalizing thread itself, in its exit callbacks, always
-// gets the GIL back: Python works until it calls Py_FinalizeEx.
-void Reattach(const Scope& scope, PyThreadState* tstate,
-              const char* guard) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+// CPython 3.9-3.13 end a thread that wants the GIL back after
+// Py_FinalizeEx started (take_gil -> PyThread_exit_thread, a forced
+// unwind), e.g. a Python daemon thread leaving an AllowThreads scope.
+// Without this, the scope being re-attached would stay open on the record
+// and every enclosing guard, destroyed by that unwinding, would report
+// being destroyed out of order.
+class AbandonScopeIfUnwound {
+ public:
+  AbandonScopeIfUnwound(const Scope& scope, InterpControl* entered)
+      : scope_(scope), entered_(entered) {}
+  ~AbandonScopeIfUnwound() {
+    if (!returned_) AbandonScope(scope_, entered_);
+  }
+  void Returned() { returned_ = true; }
+  AbandonScopeIfUnwound(const AbandonScopeIfUnwound&) = delete;
+  AbandonScopeIfUnwound& operator=(const AbandonScopeIfUnwound&) = delete;
+
+ private:
+  const Scope& scope_;
+  InterpControl* const entered_;
+  bool returned_ = false;
+};
+
+// Re-attaches `tstate` on the calling thread through the gate, for `scope`
+// (which entered the sub-interpreter `entered`, if any). Past the point of
+// no return only thread states pyscope created for native threads are at
+// risk (Py_FinalizeEx frees them): such a thread is ended instead. A Python
+// thread's own state re-attaches as Py_END_ALLOW_THREADS would (CPython
+// joins non-daemon threads, which needs exactly that, and ends daemon ones
+// itself). Once the runtime's states were freed, nobody re-attaches. The
+// finalizing thread itself, in its exit callbacks, always gets the GIL
+// back: Python works until it calls Py_FinalizeEx.
+void Reattach(const Scope& scope, PyThreadState* tstate, const char* guard,
+              InterpControl* entered = nullptr) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   Record& record = RecordOf(*scope.record);
   {
     Gate::Admission admission(record.slot);
@@ -93,11 +128,13 @@ void Reattach(const Scope& scope, PyThreadState* tstate,
                       (admission.past_point_of_no_return() &&
                        ThreadStateCache::Get().Owns(record, tstate));
     if (!lost || Gate::Get().IsFinalizer(record.slot)) {
+      AbandonScopeIfUnwound unwound(scope, entered);
       PyEval_RestoreThread(tstate);
+      unwound.Returned();
       return;
     }
   }
-  EndThreadAfterFinalization(scope, guard);
+  EndThreadAfterFinalization(scope, entered, guard);
 }
 
 void Borrow(Scope& scope, PyThreadState* current, Attachment* attachment) {
@@ -244,7 +281,7 @@ absl::Status EnterInterpreter(
     // GIL): from 3.12 interpreters may have different GILs, so the GIL
     // follows the thread state.
     if (attached) PyEval_SaveThread();
-    Reattach(scope, tstate, "GILGuard");
+    Reattach(scope, tstate, "GILGuard", control);
     Hold(scope, tstate,
          attached ? AttachMode::kSwitched : AttachMode::kRestored, attachment);
     attachment->switched_from = attached ? current : nullptr;

@@ -34,11 +34,13 @@ constexpr MisuseRow kMisuseTable[] = {
     {Misuse::kFinalizeOnOtherThread, "FinalizeOnOtherThread",
      "finalized on a thread other than the one that initialized it"},
     {Misuse::kFinalizeWhileAttached, "FinalizeWhileAttached",
-     "finalized while the finalizing thread is inside a guard"},
+     "finalized while the finalizing thread is attached to Python"},
     {Misuse::kSecondRuntime, "SecondRuntime",
      "created while another ScopedRuntime is live"},
     {Misuse::kThreadExitedInsideGuard, "ThreadExitedInsideGuard",
      "was still live when its thread exited"},
+    {Misuse::kFinalizeReentered, "FinalizeReentered",
+     "finalized again from inside its own finalization"},
 };
 
 // One name per GuardKind enumerator, in declaration order.

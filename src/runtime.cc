@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "attach.h"
+#include "config.h"
 #include "gate.h"
 #include "interpreter_registry.h"
 #include "lock.h"
@@ -41,6 +42,8 @@ struct Process {
   detail::CoreMutex mu;
   const ScopedRuntime* live ABSL_GUARDED_BY(mu) = nullptr;
   std::vector<ScopedRuntime::ExitCallback> exit_callbacks ABSL_GUARDED_BY(mu);
+  // Why CPython cannot start again in this process, once that happened.
+  std::string poisoned_by ABSL_GUARDED_BY(mu);
   // Written and read by the runtime's own thread.
   Record* initializer = nullptr;
   PyThreadState* init_tstate = nullptr;
@@ -56,135 +59,36 @@ void KeepFirstError(absl::Status& result, absl::Status status) {
   if (result.ok() && !status.ok()) result = std::move(status);
 }
 
-bool Exists(const std::string& path) {
-  struct stat info;
-  return ::stat(path.c_str(), &info) == 0;
-}
+// A SIGINT that arrives while the placeholder is installed (a few
+// microseconds at start-up) is delivered again once SIG_DFL is back.
+volatile sig_atomic_t sigint_during_start = 0;
+void PlaceholderSigint(int) { sigint_during_start = 1; }
 
-// Checks the standard library is where the options say it is, before
-// CPython is asked: CPython 3.9-3.10 reports a missing stdlib as an
-// unrelated-looking encodings error, and some layouts exit the process.
-absl::Status CheckStandardLibrary(const RuntimeOptions& options) {
-  const std::string lib =
-      absl::StrCat("python", PY_MAJOR_VERSION, ".", PY_MINOR_VERSION);
-  const std::string zip =
-      absl::StrCat("python", PY_MAJOR_VERSION, PY_MINOR_VERSION, ".zip");
-  std::vector<std::string> tried;
-  if (!options.module_search_paths.empty()) {
-    for (const std::string& dir : options.module_search_paths) {
-      const std::string marker = dir + "/encodings/__init__.py";
-      tried.push_back(marker);
-      if (Exists(marker)) return absl::OkStatus();
-      // A zip archive on the path may hold the standard library.
-      if (dir.size() > 4 && dir.compare(dir.size() - 4, 4, ".zip") == 0 &&
-          Exists(dir)) {
-        return absl::OkStatus();
-      }
+// Initializes CPython's _signal module (not `signal`, which imports enum)
+// so that later imports of `signal` cannot install Python's
+// KeyboardInterrupt handler on SIGINT; see compat::kSigintViewIsNone for
+// the view Python is left with. The process-level disposition is SIG_DFL
+// before and after. Requires the GIL, on the initializing thread.
+absl::Status KeepSigintForHost() PYSCOPE_REQUIRES_GIL {
+  if (detail::compat::kSigintViewIsNone) {
+    // _signal records a SIGINT that is not SIG_DFL as "none of our
+    // business" and leaves it alone.
+    struct sigaction placeholder = {};
+    placeholder.sa_handler = &PlaceholderSigint;
+    sigemptyset(&placeholder.sa_mask);
+    struct sigaction previous;
+    sigaction(SIGINT, &placeholder, &previous);
+    PyObject* module = PyImport_ImportModule("_signal");
+    sigaction(SIGINT, &previous, nullptr);
+    if (sigint_during_start != 0) {
+      sigint_during_start = 0;
+      raise(SIGINT);
     }
-    return absl::NotFoundError(absl::StrCat(
-        "pyscope: RuntimeOptions::module_search_paths does not contain the "
-        "Python standard library (no encodings package); tried: ",
-        absl::StrJoin(tried, ", ")));
+    if (module == nullptr) return PythonError::FetchAndClear().status();
+    Py_DECREF(module);
+    return absl::OkStatus();
   }
-  if (!options.home.empty()) {
-    const std::string marker =
-        absl::StrCat(options.home, "/lib/", lib, "/encodings/__init__.py");
-    const std::string archive = absl::StrCat(options.home, "/lib/", zip);
-    if (Exists(marker) || Exists(archive)) return absl::OkStatus();
-    return absl::NotFoundError(absl::StrCat(
-        "pyscope: RuntimeOptions::home is \"", options.home,
-        "\" but the Python ", PY_MAJOR_VERSION, ".", PY_MINOR_VERSION,
-        " standard library is not there; tried: ", marker, ", ", archive));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status FromPyStatus(const PyStatus& status, const char* what) {
-  if (PyStatus_IsExit(status)) {
-    return absl::InternalError(absl::StrCat(
-        "pyscope: ", what, " asked to exit with code ", status.exitcode));
-  }
-  return absl::InternalError(absl::StrCat(
-      "pyscope: ", what, " failed",
-      status.func != nullptr ? absl::StrCat(" in ", status.func) : "", ": ",
-      status.err_msg != nullptr ? status.err_msg : "unknown error"));
-}
-
-absl::Status SetString(PyConfig* config, wchar_t** field,
-                       const std::string& value, const char* name) {
-  if (value.empty()) return absl::OkStatus();
-  PyStatus status = PyConfig_SetBytesString(config, field, value.c_str());
-  if (PyStatus_Exception(status)) return FromPyStatus(status, name);
-  return absl::OkStatus();
-}
-
-absl::Status AppendAll(PyConfig* config, PyWideStringList* list,
-                       const std::vector<std::string>& values,
-                       const char* name) {
-  for (const std::string& value : values) {
-    wchar_t* wide = Py_DecodeLocale(value.c_str(), nullptr);
-    if (wide == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "pyscope: cannot decode ", name, " entry \"", value, "\""));
-    }
-    PyStatus status = PyWideStringList_Append(list, wide);
-    PyMem_RawFree(wide);
-    if (PyStatus_Exception(status)) return FromPyStatus(status, name);
-  }
-  (void)config;
-  return absl::OkStatus();
-}
-
-absl::Status BuildConfig(const RuntimeOptions& options, PyConfig* config) {
-  if (options.preset == RuntimeOptions::Preset::kIsolated) {
-    PyConfig_InitIsolatedConfig(config);
-  } else {
-    PyConfig_InitPythonConfig(config);
-  }
-  // argv is data for sys.argv, never interpreter options.
-  config->parse_argv = 0;
-  config->install_signal_handlers = options.install_signal_handlers ? 1 : 0;
-  config->use_environment = options.use_environment ? 1 : 0;
-  config->user_site_directory = options.user_site_directory ? 1 : 0;
-  config->site_import = options.import_site ? 1 : 0;
-  config->write_bytecode = options.write_bytecode ? 1 : 0;
-  detail::compat::SetSafePath(
-      config, options.preset == RuntimeOptions::Preset::kIsolated);
-
-  absl::Status status = SetString(config, &config->program_name,
-                                  options.program_name, "program_name");
-  if (status.ok()) {
-    status = SetString(config, &config->home, options.home, "home");
-  }
-  if (status.ok() && !options.argv.empty()) {
-    std::vector<char*> argv;
-    for (const std::string& arg : options.argv) {
-      argv.push_back(const_cast<char*>(arg.c_str()));
-    }
-    PyStatus set = PyConfig_SetBytesArgv(
-        config, static_cast<Py_ssize_t>(argv.size()), argv.data());
-    if (PyStatus_Exception(set)) status = FromPyStatus(set, "argv");
-  }
-  if (status.ok() && !options.module_search_paths.empty()) {
-    config->module_search_paths_set = 1;
-    status = AppendAll(config, &config->module_search_paths,
-                       options.module_search_paths, "module_search_paths");
-  }
-  if (status.ok() && options.edit_config) {
-    status = options.edit_config(*config);
-  }
-  return status;
-}
-
-// CPython's signal module installs its KeyboardInterrupt handler for SIGINT
-// when it is first imported on the main thread and SIGINT is at SIG_DFL,
-// whatever PyConfig.install_signal_handlers says (signal_get_set_handlers in
-// Modules/signalmodule.c). Imports it now and puts SIG_DFL back, so that a
-// runtime without signal handlers keeps none when Python code (asyncio,
-// subprocess, ...) imports `signal` later. Requires the GIL, on the
-// initializing thread.
-absl::Status KeepDefaultSigint() PYSCOPE_REQUIRES_GIL {
-  PyObject* module = PyImport_ImportModule("signal");
+  PyObject* module = PyImport_ImportModule("_signal");
   if (module == nullptr) return PythonError::FetchAndClear().status();
   PyObject* default_handler = PyObject_GetAttrString(module, "SIG_DFL");
   PyObject* result = default_handler == nullptr
@@ -223,6 +127,15 @@ absl::Status Claim(const ScopedRuntime* runtime, const SourceLocation& where) {
   Process& process = GetProcess();
   {
     CoreLock lock(&process.mu);
+    if (!process.poisoned_by.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "pyscope: CPython cannot be started again in this process: an "
+          "earlier initialization failed after CPython had set up its "
+          "runtime (",
+          process.poisoned_by,
+          "); CPython offers no way to reset that. Start Python in a new "
+          "process."));
+    }
     if (process.live == nullptr) {
       process.live = runtime;
       return absl::OkStatus();
@@ -255,15 +168,17 @@ absl::Status CheckHostStarted() {
 // 2b. Start CPython from `options` and release the GIL (principle 1: no
 // ambient GIL; the initializing thread gets it back through GILGuard like
 // any other thread). `*init_tstate` is the thread's main thread state.
+// `*poisoned` is set when CPython failed half way and cannot be started
+// again in this process.
 absl::Status StartPython(const RuntimeOptions& options,
-                         PyThreadState** init_tstate)
+                         PyThreadState** init_tstate, bool* poisoned)
     ABSL_NO_THREAD_SAFETY_ANALYSIS {  // Py_InitializeFromConfig attaches
   if (Py_IsInitialized()) {
     return absl::AlreadyExistsError(
         "pyscope: Python is already initialized by the host; use "
         "ScopedRuntime::Adopt() to use pyscope with it");
   }
-  absl::Status status = CheckStandardLibrary(options);
+  absl::Status status = ValidateRuntimeOptions(options);
   if (!status.ok()) return status;
   struct sigaction sigint_before;
   const bool sigint_was_default =
@@ -271,11 +186,16 @@ absl::Status StartPython(const RuntimeOptions& options,
       (sigint_before.sa_flags & SA_SIGINFO) == 0 &&
       sigint_before.sa_handler == SIG_DFL;
   PyConfig config;
-  status = BuildConfig(options, &config);
+  status = detail::BuildConfig(options, &config);
+  if (status.ok()) status = detail::CheckConfigBeforeStart(config);
   if (status.ok()) {
     PyStatus init = Py_InitializeFromConfig(&config);
     if (PyStatus_Exception(init)) {
-      status = FromPyStatus(init, "Py_InitializeFromConfig");
+      status = detail::InitializationError(init, config);
+      // The main interpreter exists: CPython got past its core
+      // initialization, and a new Py_InitializeFromConfig would reuse that
+      // half-initialized runtime.
+      *poisoned = PyInterpreterState_Main() != nullptr;
     }
   }
   PyConfig_Clear(&config);
@@ -286,7 +206,7 @@ absl::Status StartPython(const RuntimeOptions& options,
     status = PrependSysPath(options.prepend_sys_path);
   }
   if (status.ok() && !options.install_signal_handlers && sigint_was_default) {
-    status = KeepDefaultSigint();
+    status = KeepSigintForHost();
   }
   if (!status.ok()) {
     Py_FinalizeEx();
@@ -311,9 +231,20 @@ void OpenGate(PyInterpreterState* main, PyThreadState* init_tstate) {
 
 // --- Finalization steps (numbered as in pyscope/runtime.h) ---
 
-// Finalize runs on the initializing thread outside every guard scope.
-absl::Status CheckFinalizingThread(Record& self, const SourceLocation& where) {
+// Finalize runs once, on the initializing thread, outside every guard
+// scope and (for a runtime pyscope started) with the thread detached.
+absl::Status CheckCanFinalize(Record& self, bool adopted,
+                              const SourceLocation& where) {
   Process& process = GetProcess();
+  if (Gate::Get().state() == Gate::State::kFinalizing) {
+    detail::ReportMisuse(
+        Misuse::kFinalizeReentered, detail::GuardKind::kScopedRuntime, where,
+        "Finalize() was called while the runtime is already being finalized "
+        "(from an exit callback, or from code it runs). The finalization in "
+        "progress goes on; do not finalize from inside it.");
+    return absl::FailedPreconditionError(
+        "pyscope: ScopedRuntime::Finalize called during its own finalization");
+  }
   if (&self != process.initializer) {
     detail::ReportMisuse(
         Misuse::kFinalizeOnOtherThread, detail::GuardKind::kScopedRuntime,
@@ -339,6 +270,19 @@ absl::Status CheckFinalizingThread(Record& self, const SourceLocation& where) {
             .c_str());
     return absl::FailedPreconditionError(
         "pyscope: ScopedRuntime::Finalize called inside a guard scope");
+  }
+  // (An adopted runtime leaves the GIL as the host has it.)
+  if (!adopted && detail::AttachedHere(self) != nullptr) {
+    detail::ReportMisuse(
+        Misuse::kFinalizeWhileAttached, detail::GuardKind::kScopedRuntime,
+        where,
+        "The finalizing thread is attached to Python by something pyscope "
+        "did not do (running Python code called the finalization, or a raw "
+        "PyGILState_Ensure / PyEval_RestoreThread is still in effect). "
+        "Release that attachment before finalizing the runtime.");
+    return absl::FailedPreconditionError(
+        "pyscope: ScopedRuntime::Finalize called while the thread is "
+        "attached to Python");
   }
   return absl::OkStatus();
 }
@@ -389,6 +333,39 @@ absl::Status RunExitCallbacks(Record& self, FinalizerGil* gil)
   return result;
 }
 
+// See compat::kThreadingShutdownWaitsForImporter: when a thread other than
+// the finalizing one imported `threading` first, threading._shutdown()
+// (run by Py_FinalizeEx) would wait for that thread's state to be deleted,
+// which for an idle native thread never happens before Py_FinalizeEx
+// itself deletes it. CPython means to ignore such a thread (bpo-1596321,
+// the comment in _shutdown); releasing its lock here does that. Requires
+// the GIL.
+void ReleaseThreadingImporter() PYSCOPE_REQUIRES_GIL {
+  if (!detail::compat::kThreadingShutdownWaitsForImporter) return;
+  PyObject* threading =
+      PyDict_GetItemString(PyImport_GetModuleDict(), "threading");  // borrowed
+  if (threading == nullptr) return;
+  PyObject* importer = PyObject_GetAttrString(threading, "_main_thread");
+  PyObject* ident =
+      importer != nullptr ? PyObject_GetAttrString(importer, "ident") : nullptr;
+  const bool other_thread =
+      ident != nullptr && PyLong_Check(ident) &&
+      PyLong_AsUnsignedLong(ident) != PyThread_get_thread_ident();
+  PyObject* lock =
+      other_thread ? PyObject_GetAttrString(importer, "_tstate_lock") : nullptr;
+  if (lock != nullptr && lock != Py_None) {
+    PyObject* locked = PyObject_CallMethod(lock, "locked", nullptr);
+    if (locked != nullptr && PyObject_IsTrue(locked) == 1) {
+      Py_XDECREF(PyObject_CallMethod(lock, "release", nullptr));
+    }
+    Py_XDECREF(locked);
+  }
+  Py_XDECREF(lock);
+  Py_XDECREF(ident);
+  Py_XDECREF(importer);
+  PyErr_Clear();
+}
+
 // 6. Py_FinalizeEx, or hands the interpreter back: to the host (adopted),
 // or left initialized when a sub-interpreter could not be ended (`subs`).
 absl::Status FinalizePython(Record& self, const FinalizerGil& gil,
@@ -419,8 +396,10 @@ absl::Status FinalizePython(Record& self, const FinalizerGil& gil,
         "could not be ended: ",
         subs.message()));
   }
+  ReleaseThreadingImporter();
   const int rc = Py_FinalizeEx();
   Gate::Get().MarkFreed();
+  detail::compat::ForgetPathConfiguration();
   if (rc != 0) {
     return absl::InternalError(absl::StrCat(
         "pyscope: Py_FinalizeEx returned ", rc,
@@ -490,7 +469,14 @@ absl::Status ScopedRuntime::Initialize(bool adopt) {
   auto release_claim = absl::MakeCleanup(&ReleaseClaim);
   // 2. Start CPython, or adopt the host's.
   PyThreadState* init_tstate = nullptr;
-  status = adopt ? CheckHostStarted() : StartPython(options_, &init_tstate);
+  bool poisoned = false;
+  status = adopt ? CheckHostStarted()
+                 : StartPython(options_, &init_tstate, &poisoned);
+  if (poisoned) {
+    Process& process = GetProcess();
+    CoreLock lock(&process.mu);
+    process.poisoned_by = std::string(status.message());
+  }
   if (!status.ok()) return status;
   main_interp_ = PyInterpreterState_Main();
   // 3. Open the gate.
@@ -520,7 +506,7 @@ absl::Status ScopedRuntime::Finalize() {
   if (finalized_) return finalize_status_;
   if (!live_) return absl::OkStatus();
   Record& self = detail::ThisRecord();
-  absl::Status result = CheckFinalizingThread(self, where_);
+  absl::Status result = CheckCanFinalize(self, adopted_, where_);
   if (!result.ok()) return result;
   Gate& gate = Gate::Get();
   // 1. Close the gate.

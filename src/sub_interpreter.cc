@@ -68,40 +68,42 @@ std::string DescribeActive(InterpControl& control)
 absl::Status CloseToEntries(InterpControl& control, ThreadRecord& record,
                             bool* done) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   std::unique_lock<std::mutex> lock(control.mu.native());
-  {
-    if (control.ended) {
-      *done = true;
-      return absl::OkStatus();
-    }
-    if (control.end_in_progress) {
-      return absl::UnavailableError(
-          absl::StrCat("pyscope: sub-interpreter ", control.id,
-                       " is being ended on another thread"));
-    }
-    if (std::find(control.active.begin(), control.active.end(), &record) !=
-        control.active.end()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "pyscope: SubInterpreter::End called on a thread that is inside a "
-          "scope of sub-interpreter ",
-          control.id, "; leave the scope first"));
-    }
-    control.ending = true;
-    control.end_in_progress = true;
-    const auto deadline = std::chrono::steady_clock::now() +
-                          absl::ToChronoNanoseconds(control.end_deadline);
-    if (!control.idle.wait_until(lock, deadline,
-                                 [&control]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-                                   return control.active.empty();
-                                 })) {
-      control.end_in_progress = false;
-      return absl::DeadlineExceededError(absl::StrCat(
-          "pyscope: sub-interpreter ", control.id, " was not ended: after ",
-          absl::FormatDuration(control.end_deadline),
-          " these threads were still inside it: ", DescribeActive(control),
-          ". New entries stay refused; call End() again once they leave."));
-    }
+  if (control.ended) {
+    *done = true;
     return absl::OkStatus();
   }
+  if (control.end_in_progress) {
+    return absl::UnavailableError(
+        absl::StrCat("pyscope: sub-interpreter ", control.id,
+                     " is being ended on another thread"));
+  }
+  if (std::find(control.active.begin(), control.active.end(), &record) !=
+      control.active.end()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "pyscope: SubInterpreter::End called on a thread that is inside a "
+        "scope of sub-interpreter ",
+        control.id, "; leave the scope first"));
+  }
+  control.ending = true;
+  control.end_in_progress = true;
+  auto idle = [&control]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return control.active.empty();
+  };
+  if (control.end_deadline == absl::InfiniteDuration()) {
+    control.idle.wait(lock, idle);
+  } else if (!control.idle.wait_until(
+                 lock,
+                 std::chrono::steady_clock::now() +
+                     absl::ToChronoNanoseconds(control.end_deadline),
+                 idle)) {
+    control.end_in_progress = false;
+    return absl::DeadlineExceededError(absl::StrCat(
+        "pyscope: sub-interpreter ", control.id, " was not ended: after ",
+        absl::FormatDuration(control.end_deadline),
+        " these threads were still inside it: ", DescribeActive(control),
+        ". New entries stay refused; call End() again once they leave."));
+  }
+  return absl::OkStatus();
 }
 
 // Marks the end attempt's outcome: ended, or reopened for entries.

@@ -172,6 +172,7 @@ void ThreadStateCache::FreeAtThreadExit(Record& record)
         }
       }
     }
+    bool deleted = false;
     {
       Gate::Admission admission(record.slot);
       if (admission.state() == Gate::State::kRunning &&
@@ -180,9 +181,21 @@ void ThreadStateCache::FreeAtThreadExit(Record& record)
         PyEval_RestoreThread(entry.tstate);
         PyThreadState_Clear(entry.tstate);
         PyThreadState_DeleteCurrent();
+        deleted = true;
       }
     }
-    if (control != nullptr) control->Leave(&record);
+    if (control != nullptr) {
+      // The runtime is finalizing: a sub-interpreter's state is left to the
+      // thread that ends the interpreter (otherwise it would count as a
+      // thread state pyscope did not create, and the end would be
+      // refused). The thread is still inside it, so that end has not
+      // started deleting orphans yet.
+      if (!deleted) {
+        CoreLock lock(&mu_);
+        orphans_.push_back(entry);
+      }
+      control->Leave(&record);
+    }
   }
 }
 

@@ -5,8 +5,10 @@
 
 #include <cstdio>
 #include <string>
+#include <thread>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "doctest/doctest.h"
 #include "pyscope/pyscope.h"
 #include "support/python_helpers.h"
@@ -176,6 +178,68 @@ TEST_SUITE("errors") {
           "exec2=SystemExit:bye\n"
           "tryexec=UNKNOWN\n"
           "still_running=42\n");
+  }
+}
+
+// Exec, TryExec and Eval on a thread that does not hold the GIL: a status
+// or pyscope::Error, never a call into CPython.
+PYSCOPE_SCENARIO(ExecWithoutGil) {
+  pyscope::ScopedRuntime runtime(pyscope_test::TestOptions());
+  auto report = [](const char* where) {
+    try {
+      pyscope::Exec("x = 1");
+      pyscope_test::PrintFact(where, "exec ran");
+    } catch (const pyscope::PythonError&) {
+      pyscope_test::PrintFact(where, "python error");
+    } catch (const pyscope::Error& error) {
+      pyscope_test::PrintFact(where,
+                              absl::StatusCodeToString(error.status().code()));
+    }
+    const absl::Status tried = pyscope::TryExec("x = 1");
+    pyscope_test::PrintFact(absl::StrCat(where, "_try").c_str(),
+                            absl::StatusCodeToString(tried.code()));
+    try {
+      PyObject* value = pyscope::Eval("1");
+      Py_XDECREF(value);
+      pyscope_test::PrintFact(absl::StrCat(where, "_eval").c_str(), "ran");
+    } catch (const pyscope::Error& error) {
+      pyscope_test::PrintFact(absl::StrCat(where, "_eval").c_str(),
+                              absl::StatusCodeToString(error.status().code()));
+    }
+  };
+  std::thread([&] { report("no_guard"); }).join();
+  {
+    pyscope::GILGuard gil;
+    {
+      pyscope::AllowThreads nogil;
+      report("allow_threads");
+    }
+    PyThreadState* saved = PyEval_SaveThread();
+    report("raw_release");
+    PyEval_RestoreThread(saved);
+    report("guard");
+  }
+  return 0;
+}
+
+TEST_SUITE("errors") {
+  TEST_CASE("Exec, TryExec and Eval without the GIL are errors, not crashes") {
+    const pyscope_test::ChildResult child =
+        pyscope_test::RunScenario("ExecWithoutGil");
+    INFO(child.Describe());
+    REQUIRE(child.ExitedWith(0));
+    for (const char* where : {"no_guard", "allow_threads", "raw_release"}) {
+      CAPTURE(where);
+      CHECK(pyscope_test::HasFact(child,
+                                  absl::StrCat(where, "=FAILED_PRECONDITION")));
+      CHECK(pyscope_test::HasFact(
+          child, absl::StrCat(where, "_try=FAILED_PRECONDITION")));
+      CHECK(pyscope_test::HasFact(
+          child, absl::StrCat(where, "_eval=FAILED_PRECONDITION")));
+    }
+    CHECK(pyscope_test::HasFact(child, "guard=exec ran"));
+    CHECK(pyscope_test::HasFact(child, "guard_try=OK"));
+    CHECK(pyscope_test::HasFact(child, "guard_eval=ran"));
   }
 }
 

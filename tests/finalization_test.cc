@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <new>
 #include <string>
@@ -254,6 +255,170 @@ TEST_SUITE("finalization") {
     CHECK(child.out.find("daemon_continued=1\n") == std::string::npos);
     CHECK(child.out.find("worker_unwound=1\n") != std::string::npos);
     CHECK(child.out.find("main_done=1\n") != std::string::npos);
+  }
+}
+
+// --- Shutdown hazards found in hosts ---
+
+// A native worker imported `threading` first (threading takes it for its
+// main thread) and is idle, alive, when the runtime finalizes.
+PYSCOPE_SCENARIO(NativeThreadImportedThreadingFirst) {
+  ScopedRuntime runtime(TestOptions());
+  Event imported;
+  Event may_exit;
+  std::thread worker([&] {
+    {
+      GILGuard gil;
+      pyscope::Exec("import threading\nthreading.current_thread().name");
+    }
+    imported.Set();
+    may_exit.Wait();
+  });
+  imported.Wait();
+  pyscope_test::PrintFact("finalize", runtime.Finalize().ToString());
+  may_exit.Set();
+  worker.join();
+  pyscope_test::PrintFact("joined", 1L);
+  return 0;
+}
+
+// Threads inside a sub-interpreter are refused and exit while the runtime
+// finalizes; their cached states must not make the interpreter's end fail.
+PYSCOPE_SCENARIO(SubInterpreterThreadsExitDuringFinalization) {
+  for (int cycle = 0; cycle < 3; ++cycle) {
+    auto runtime = ScopedRuntime::Create(TestOptions());
+    if (!runtime.ok()) return 1;
+    auto sub = pyscope::SubInterpreter::Create(
+        pyscope_test::CreatableOptions().back().second);
+    if (!sub.ok()) return 2;
+    std::atomic<int> entered{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 16; ++i) {
+      threads.emplace_back([&, i] {
+        bool counted = false;
+        for (;;) {
+          GILGuard gil(**sub, std::nothrow);
+          if (!gil.ok()) break;  // the runtime is finalizing: exit
+          pyscope::Exec(absl::StrCat("x", i, " = ", i));
+          if (!counted) {
+            counted = true;
+            entered.fetch_add(1);
+          }
+        }
+      });
+    }
+    while (entered.load() < 16) std::this_thread::yield();
+    const absl::Status finalized = (*runtime)->Finalize();
+    for (std::thread& thread : threads) thread.join();
+    pyscope_test::PrintFact(absl::StrCat("finalize", cycle).c_str(),
+                            finalized.ToString());
+    pyscope_test::PrintFact(absl::StrCat("alive", cycle).c_str(),
+                            (*sub)->alive() ? 1L : 0L);
+  }
+  return 0;
+}
+
+// A Python daemon thread inside native code (a borrowed GILGuard, then
+// AllowThreads) that takes the GIL back while Py_FinalizeEx runs: CPython
+// ends it inside PyEval_RestoreThread, and every scope must close on the
+// way out. PYSCOPE_TEST_DELAY_US sets when it comes back.
+PYSCOPE_SCENARIO(DaemonLeavesAllowThreadsDuringFinalization) {
+  static long delay_us = std::atol(std::getenv("PYSCOPE_TEST_DELAY_US"));
+  static Event released;
+  static PyMethodDef block_def = {
+      "block",
+      [](PyObject*, PyObject*) -> PyObject* {
+        GILGuard gil;  // borrowed from the daemon thread
+        {
+          AllowThreads nogil;
+          released.Set();
+          std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
+        }
+        Py_RETURN_NONE;
+      },
+      METH_NOARGS, nullptr};
+  ScopedRuntime runtime(TestOptions());
+  {
+    GILGuard gil;
+    PyObject* block = PyCFunction_New(&block_def, nullptr);
+    PyObject_SetAttrString(PyImport_AddModule("__main__"), "block", block);
+    Py_DECREF(block);
+    pyscope::Exec(
+        "import threading, time\n"
+        "def run():\n"
+        "    while True:\n"
+        "        block()\n"
+        "threading.Thread(target=run, daemon=True).start()\n");
+  }
+  released.Wait();
+  pyscope_test::PrintFact("finalize", runtime.Finalize().ToString());
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  pyscope_test::PrintFact("main_done", 1L);
+  return 0;
+}
+
+// Finalize() called from the runtime's own exit callback, with a handler
+// that records misuse instead of aborting.
+PYSCOPE_SCENARIO(FinalizeFromExitCallback) {
+  pyscope_test::RecordingMisuseHandler recording;
+  ScopedRuntime runtime(TestOptions());
+  absl::Status inner;
+  runtime.AddExitCallback([&] { inner = runtime.Finalize(); });
+  const absl::Status outer = runtime.Finalize();
+  pyscope_test::PrintFact("inner", absl::StatusCodeToString(inner.code()));
+  pyscope_test::PrintFact("outer", outer.ToString());
+  for (const pyscope::MisuseReport& report : recording.reports()) {
+    pyscope_test::PrintFact("misuse", pyscope::MisuseName(report.misuse));
+  }
+  ScopedRuntime again(TestOptions());
+  pyscope_test::PrintFact("again", again.Finalize().ToString());
+  return 0;
+}
+
+TEST_SUITE("finalization") {
+  TEST_CASE("an idle native thread that imported threading first") {
+    ChildResult child = RunScenario("NativeThreadImportedThreadingFirst");
+    INFO(child.Describe());
+    REQUIRE(child.ExitedWith(0));
+    CHECK(pyscope_test::HasFact(child, "finalize=OK"));
+    CHECK(pyscope_test::HasFact(child, "joined=1"));
+  }
+
+  TEST_CASE("sub-interpreter threads exiting during finalization") {
+    ChildResult child = RunScenario(
+        "SubInterpreterThreadsExitDuringFinalization", absl::Seconds(60));
+    INFO(child.Describe());
+    REQUIRE(child.ExitedWith(0));
+    for (int cycle = 0; cycle < 3; ++cycle) {
+      CHECK(
+          pyscope_test::HasFact(child, absl::StrCat("finalize", cycle, "=OK")));
+      CHECK(pyscope_test::HasFact(child, absl::StrCat("alive", cycle, "=0")));
+    }
+  }
+
+  TEST_CASE("a daemon thread leaving AllowThreads while Python finalizes") {
+    for (const char* delay :
+         {"0", "200", "1000", "3000", "6000", "12000", "25000"}) {
+      CAPTURE(delay);
+      ChildResult child = RunScenario(
+          "DaemonLeavesAllowThreadsDuringFinalization", absl::Seconds(20),
+          {absl::StrCat("PYSCOPE_TEST_DELAY_US=", delay)});
+      INFO(child.Describe());
+      CHECK(child.ExitedWith(0));
+      CHECK(pyscope_test::HasFact(child, "finalize=OK"));
+      CHECK(pyscope_test::HasFact(child, "main_done=1"));
+      CHECK(child.err.find("pyscope misuse") == std::string::npos);
+    }
+  }
+
+  TEST_CASE("Finalize from an exit callback is refused; the outer one works") {
+    ChildResult child = RunScenario("FinalizeFromExitCallback");
+    INFO(child.Describe());
+    REQUIRE(child.ExitedWith(0));
+    CHECK(pyscope_test::HasFact(child, "inner=FAILED_PRECONDITION"));
+    CHECK(pyscope_test::HasFact(child, "outer=OK"));
+    CHECK(pyscope_test::HasFact(child, "misuse=FinalizeReentered"));
+    CHECK(pyscope_test::HasFact(child, "again=OK"));
   }
 }
 

@@ -128,7 +128,9 @@ TEST_SUITE("runtime") {
     CHECK(child.out.find("env_path_on_sys_path=False\n") != std::string::npos);
     CHECK(child.out.find("cwd_on_sys_path=False\n") != std::string::npos);
     // No signal handlers: Python sees SIG_DFL, and so does the C level.
-    CHECK(child.out.find("sigint=default\n") != std::string::npos);
+    CHECK(child.out.find(pyscope::detail::compat::kSigintViewIsNone
+                             ? "sigint=None\n"
+                             : "sigint=default\n") != std::string::npos);
     CHECK(child.out.find("c_sigint_default=1\n") != std::string::npos);
     CHECK(child.out.find("c_sigpipe_default=1\n") != std::string::npos);
     // Importing `signal` does not install CPython's SIGINT handler either.
@@ -779,6 +781,73 @@ TEST_SUITE("runtime") {
     CHECK(child.out.find("thread_states_after=2\n") != std::string::npos);
     CHECK(child.out.find("host_x=142\n") != std::string::npos);
     CHECK(child.out.find("host_finalize=0\n") != std::string::npos);
+  }
+}
+
+// PyErr_SetInterrupt() from a native thread without a thread state, with
+// the default options (no Python signal handlers): never a crash.
+PYSCOPE_SCENARIO(SetInterruptWithoutHandlers) {
+  ScopedRuntime runtime(TestOptions());
+  std::atomic<bool> running{false};
+  std::thread interrupter([&] {
+    while (!running.load()) std::this_thread::yield();
+    for (int i = 0; i < 5; ++i) {
+      PyErr_SetInterrupt();
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  });
+  {
+    GILGuard gil;
+    pyscope::Exec("import signal, time");
+    running.store(true);
+    const absl::Status ran = pyscope::TryExec(
+        "deadline = time.monotonic() + 0.1\n"
+        "while time.monotonic() < deadline:\n"
+        "    time.sleep(0.005)\n");
+    std::printf("ran=%s\n",
+                ran.ok() ? "OK" : std::string(ran.message()).c_str());
+  }
+  interrupter.join();
+  std::printf("finalize=%s\n", runtime.Finalize().ToString().c_str());
+  return 0;
+}
+
+// A runtime that read PYTHONPATH leaves nothing of it to an isolated runtime
+// started after it (CPython 3.9 and 3.10 keep the path configuration).
+PYSCOPE_SCENARIO(IsolationAfterPythonPreset) {
+  {
+    ScopedRuntime python(RuntimeOptions::Python());
+    GILGuard gil;
+    std::printf(
+        "python_sees=%d\n",
+        EvalBool("'/nonexistent/pyscope-env-path' in __import__('sys').path"));
+  }
+  ScopedRuntime isolated(TestOptions());
+  GILGuard gil;
+  std::printf(
+      "isolated_sees=%d\n",
+      EvalBool("'/nonexistent/pyscope-env-path' in __import__('sys').path"));
+  return 0;
+}
+
+TEST_SUITE("runtime") {
+  TEST_CASE("PyErr_SetInterrupt from a native thread does not crash") {
+    ChildResult child = RunScenario("SetInterruptWithoutHandlers");
+    INFO(child.Describe());
+    REQUIRE(child.ExitedWith(0));
+    // Python's SIGINT handler is not installed: the interrupt is dropped.
+    CHECK(child.out.find("ran=OK\n") != std::string::npos);
+    CHECK(child.out.find("finalize=OK\n") != std::string::npos);
+  }
+
+  TEST_CASE("isolation holds after a runtime that read the environment") {
+    ChildResult child =
+        RunScenario("IsolationAfterPythonPreset", absl::Seconds(20),
+                    {"PYTHONPATH=/nonexistent/pyscope-env-path"});
+    INFO(child.Describe());
+    REQUIRE(child.ExitedWith(0));
+    CHECK(child.out.find("python_sees=1\n") != std::string::npos);
+    CHECK(child.out.find("isolated_sees=0\n") != std::string::npos);
   }
 }
 

@@ -42,13 +42,16 @@ enum class Misuse {
   // initialized the runtime.
   kFinalizeOnOtherThread,
   // ScopedRuntime::Finalize was called while the finalizing thread was still
-  // inside a pyscope guard.
+  // inside a pyscope guard, or attached to Python by other means.
   kFinalizeWhileAttached,
   // A second ScopedRuntime was created while one is live.
   kSecondRuntime,
   // A thread exited while guard scopes it opened were still live (a guard
   // kept in a std::optional or an object that outlived the thread).
   kThreadExitedInsideGuard,
+  // ScopedRuntime::Finalize was called while that runtime was being
+  // finalized (from an exit callback).
+  kFinalizeReentered,
 };
 
 // Returns the enumerator's name without the `k`, e.g. "DestroyedOutOfOrder".

@@ -37,7 +37,8 @@
 namespace pyscope {
 
 // How to configure the interpreter, as plain C++ values. Copied by
-// ScopedRuntime, never consumed or modified. Strings are UTF-8.
+// ScopedRuntime, never consumed or modified. Strings are UTF-8 (checked:
+// invalid UTF-8 or a NUL byte is kInvalidArgument naming the field).
 struct PYSCOPE_API RuntimeOptions {
   enum class Preset {
     // PyConfig_InitIsolatedConfig: no environment variables, no user site
@@ -64,9 +65,11 @@ struct PYSCOPE_API RuntimeOptions {
   std::string program_name;
 
   // PYTHONHOME equivalent: the prefix holding lib/pythonX.Y. Empty: computed
-  // by CPython from its build prefix or program_name. If set and the
-  // standard library is not under it, construction fails with kNotFound
-  // naming the paths tried (the process never exits).
+  // by CPython from its build prefix or program_name. If the standard
+  // library is not under the home CPython would use (this field, a home set
+  // by edit_config, or PYTHONHOME when the environment is read),
+  // construction fails with kNotFound naming the paths tried, before
+  // CPython is called (the process never exits).
   std::string home;
 
   // sys.argv, exactly as given. Never parsed as interpreter options.
@@ -87,10 +90,13 @@ struct PYSCOPE_API RuntimeOptions {
   // as the python program does. Off for kIsolated: a host owns its signals.
   bool install_signal_handlers = false;
 
-  // Read PYTHON* environment variables. Off for kIsolated.
+  // Read PYTHON* environment variables. Off for kIsolated; setting it on
+  // with kIsolated is honored (PyConfig.isolated is cleared, which would
+  // otherwise override it), the rest of the isolation stays.
   bool use_environment = false;
 
-  // Add the user site-packages directory. Off for kIsolated.
+  // Add the user site-packages directory. Off for kIsolated; on is honored
+  // with kIsolated as for use_environment.
   bool user_site_directory = false;
 
   // Import the site module at startup (site-packages on sys.path).
@@ -101,14 +107,26 @@ struct PYSCOPE_API RuntimeOptions {
 
   // Escape hatch: called with the PyConfig after pyscope applied the fields
   // above and before Py_InitializeFromConfig. Return a non-OK status to
-  // abort construction with that status. Use PyConfig_SetString and
-  // friends; pyscope clears the config afterwards.
+  // abort construction with that status; an exception it throws becomes
+  // kInternal naming it. Use PyConfig_SetString and friends; pyscope clears
+  // the config afterwards, also on failure. The final configuration is
+  // checked like the fields above (home, module search paths, and the
+  // filesystem_encoding / stdio_encoding it names must exist).
   std::function<absl::Status(PyConfig&)> edit_config;
 
   // How long Finalize waits for native threads still inside GILGuard
   // scopes to leave them before finalizing anyway (see ScopedRuntime).
+  // Negative: kInvalidArgument; absl::InfiniteDuration(): waits for them.
   absl::Duration drain_deadline = absl::Seconds(5);
 };
+
+// Checks `options` without starting anything: kInvalidArgument for an
+// unknown preset, a string field (program_name, home, argv,
+// module_search_paths, prepend_sys_path) with a NUL byte or invalid UTF-8,
+// or a negative drain deadline. ScopedRuntime runs it first; the file system
+// checks (standard library, encodings) happen at construction, on the final
+// PyConfig.
+PYSCOPE_API absl::Status ValidateRuntimeOptions(const RuntimeOptions& options);
 
 // Owns the embedded interpreter for its lifetime. Not copyable or movable.
 //

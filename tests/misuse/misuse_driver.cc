@@ -104,6 +104,40 @@ int FinalizeWhileAttached() {
   return 0;
 }
 
+// Finalizing while a raw PyGILState_Ensure holds the thread attached.
+int FinalizeWhileRawAttached() {
+  AnnounceThread("main-thread");
+  AnnounceSite(__LINE__ + 1);
+  ScopedRuntime runtime;
+  PyGILState_STATE state = PyGILState_Ensure();
+  (void)runtime.Finalize();
+  PyGILState_Release(state);
+  return 0;
+}
+
+// Finalize() called again from one of the runtime's exit callbacks.
+int FinalizeReentered() {
+  AnnounceThread("main-thread");
+  AnnounceSite(__LINE__ + 1);
+  ScopedRuntime runtime;
+  runtime.AddExitCallback([&runtime] { (void)runtime.Finalize(); });
+  (void)runtime.Finalize();
+  return 0;
+}
+
+// A thread that exits while its guard (kept in a heap object) is live.
+int ThreadExitedInsideGuard() {
+  ScopedRuntime runtime;
+  auto* leaked = new std::optional<GILGuard>;
+  std::thread worker([leaked] {
+    AnnounceThread("exiting-thread");
+    AnnounceSite(__LINE__ + 1);
+    leaked->emplace(HERE);
+  });
+  worker.join();
+  return 0;
+}
+
 int SwapTargetLost() {
   ScopedRuntime runtime;
   AnnounceThread("main-thread");
@@ -165,6 +199,9 @@ constexpr Scenario kScenarios[] = {
     {"AllowThreadsWithoutGil", &AllowThreadsWithoutGil},
     {"FinalizeOnOtherThread", &FinalizeOnOtherThread},
     {"FinalizeWhileAttached", &FinalizeWhileAttached},
+    {"FinalizeWhileRawAttached", &FinalizeWhileRawAttached},
+    {"FinalizeReentered", &FinalizeReentered},
+    {"ThreadExitedInsideGuard", &ThreadExitedInsideGuard},
     {"SwapTargetLost", &SwapTargetLost},
     {"SwapWithoutGil", &SwapWithoutGil},
     {"SecondRuntime", &SecondRuntime},

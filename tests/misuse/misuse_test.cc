@@ -30,10 +30,12 @@ ChildResult RunDriver(const std::string& misuse) {
   return pyscope_test::RunChild({driver, misuse}, absl::Seconds(20));
 }
 
-// Runs `misuse` and checks the death and the paragraph.
-void ExpectReport(const std::string& misuse, const std::string& guard,
-                  const std::string& headline) {
-  const ChildResult child = RunDriver(misuse);
+// Runs driver `scenario` and checks the death and the paragraph, which
+// names `misuse` (by default the scenario's name).
+void ExpectReport(const std::string& scenario, const std::string& guard,
+                  const std::string& headline, std::string misuse = "") {
+  if (misuse.empty()) misuse = scenario;
+  const ChildResult child = RunDriver(scenario);
   INFO(child.Describe());
   CHECK(child.KilledBy(SIGABRT));
   const std::string site = FactOf(child, "site");
@@ -83,7 +85,23 @@ TEST_SUITE("misuse") {
 
   TEST_CASE("the runtime finalized inside a guard") {
     ExpectReport("FinalizeWhileAttached", "ScopedRuntime",
-                 "finalized while the finalizing thread is inside a guard");
+                 "finalized while the finalizing thread is attached to Python");
+  }
+
+  TEST_CASE("the runtime finalized while a raw PyGILState_Ensure holds it") {
+    ExpectReport("FinalizeWhileRawAttached", "ScopedRuntime",
+                 "finalized while the finalizing thread is attached to Python",
+                 "FinalizeWhileAttached");
+  }
+
+  TEST_CASE("the runtime finalized from its own exit callback") {
+    ExpectReport("FinalizeReentered", "ScopedRuntime",
+                 "finalized again from inside its own finalization");
+  }
+
+  TEST_CASE("a thread exiting while its guard is live") {
+    ExpectReport("ThreadExitedInsideGuard", "GILGuard",
+                 "was still live when its thread exited");
   }
 
   TEST_CASE("ThreadStateSwap whose thread state was deleted") {

@@ -130,6 +130,41 @@ inline PyStatus NewInterpreter(const InterpreterSettings& settings,
 #endif
 }
 
+// How a runtime without Python signal handlers (pyscope's default) keeps
+// CPython's KeyboardInterrupt handler off SIGINT for good. CPython's _signal
+// module installs it when it is first initialized in the main interpreter
+// while SIGINT is at SIG_DFL, whatever PyConfig.install_signal_handlers
+// says (Modules/signalmodule.c). pyscope initializes _signal at start-up
+// and then leaves Python's view of SIGINT:
+//  - before 3.10, at SIG_DFL: PyErr_SetInterrupt() compares handler
+//    pointers and ignores it;
+//  - from 3.10, at None ("not installed from Python", as when the host has
+//    its own handler): PyErr_SetInterrupt(Ex) compares a SIG_DFL handler
+//    with SIG_IGN through PyObject_RichCompareBool, which crashes on a
+//    thread without a thread state (compare_handler in signalmodule.c);
+//    with None it trips the signal, which CPython then reports as
+//    "Signal 2 ignored due to race condition" and drops.
+// In both the process-level disposition stays SIG_DFL.
+inline constexpr bool kSigintViewIsNone = PY_VERSION_HEX >= 0x030A0000;
+
+// Before 3.11, CPython keeps the path configuration it computed
+// (_Py_path_config) across Py_FinalizeEx, so a runtime started after one
+// that read PYTHONPATH still has that sys.path; Py_SetPath(NULL) clears it
+// (Python/pathconfig.c). 3.11 recomputes it at every initialization.
+inline void ForgetPathConfiguration() {
+#if PY_VERSION_HEX < 0x030B0000
+  Py_SetPath(nullptr);
+#endif
+}
+
+// Before 3.13, threading._shutdown() (run by Py_FinalizeEx) waits for the
+// thread that imported `threading` first (its _main_thread, whose lock is
+// released only when that thread's state is deleted) also when that thread
+// is not the finalizing one; 3.13 skips a _main_thread that is not the
+// calling thread.
+inline constexpr bool kThreadingShutdownWaitsForImporter =
+    PY_VERSION_HEX < 0x030D0000;
+
 // Fetches and clears the raised exception as a single (normalized) object,
 // or returns null when none is set. Requires the GIL.
 inline PyObject* FetchRaisedException() PYSCOPE_REQUIRES_GIL {

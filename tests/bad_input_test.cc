@@ -1,0 +1,363 @@
+// Copyright 2026 The pyscope Authors.
+// SPDX-License-Identifier: Apache-2.0
+//
+// Bad input to RuntimeOptions and SubInterpreterOptions: every field with
+// invalid values returns a status a user can act on (what was wrong, which
+// value, what was tried), the process stays usable, and a valid runtime
+// starts afterwards. A failure that leaves CPython unable to start again is
+// refused by pyscope from then on, instead of by CPython.
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "doctest/doctest.h"
+#include "pyscope/pyscope.h"
+#include "support/python_helpers.h"
+#include "support/scenario.h"
+
+namespace {
+
+using pyscope::GILGuard;
+using pyscope::RuntimeOptions;
+using pyscope::ScopedRuntime;
+using pyscope::SubInterpreterOptions;
+using pyscope_test::ChildResult;
+using pyscope_test::EvalString;
+using pyscope_test::HasFact;
+using pyscope_test::PrintFact;
+using pyscope_test::RunScenario;
+using pyscope_test::TestOptions;
+
+struct BadRuntimeOptions {
+  const char* what;
+  std::function<void(RuntimeOptions&)> spoil;
+  absl::StatusCode code;
+  std::vector<std::string> message_has;
+};
+
+std::string Lib() {
+  return absl::StrCat("python", PY_MAJOR_VERSION, ".", PY_MINOR_VERSION);
+}
+
+const char kNul[] = "a\0b";
+std::string WithNul() { return std::string(kNul, sizeof(kNul) - 1); }
+const std::string kNotUtf8 = "caf\xc3";         // truncated sequence
+const std::string kSurrogate = "\xed\xa0\x80";  // U+D800, not allowed
+
+std::vector<BadRuntimeOptions> Cases() {
+  const auto invalid = absl::StatusCode::kInvalidArgument;
+  const auto not_found = absl::StatusCode::kNotFound;
+  const auto internal = absl::StatusCode::kInternal;
+  return {
+      {"an unknown preset",
+       [](RuntimeOptions& o) {
+         o.preset = static_cast<RuntimeOptions::Preset>(7);
+       },
+       invalid,
+       {"preset", "invalid value 7"}},
+      {"a NUL byte in program_name",
+       [](RuntimeOptions& o) { o.program_name = WithNul(); },
+       invalid,
+       {"program_name", "NUL byte at offset 1"}},
+      {"a NUL byte in home",
+       [](RuntimeOptions& o) { o.home = WithNul(); },
+       invalid,
+       {"RuntimeOptions::home", "NUL byte"}},
+      {"a NUL byte in argv",
+       [](RuntimeOptions& o) {
+         o.argv = {"prog", WithNul()};
+       },
+       invalid,
+       {"argv[1]", "NUL byte"}},
+      {"a NUL byte in module_search_paths",
+       [](RuntimeOptions& o) { o.module_search_paths = {WithNul()}; },
+       invalid,
+       {"module_search_paths[0]", "NUL byte"}},
+      {"a NUL byte in prepend_sys_path",
+       [](RuntimeOptions& o) {
+         o.prepend_sys_path = {"/tmp", WithNul()};
+       },
+       invalid,
+       {"prepend_sys_path[1]", "NUL byte"}},
+      {"invalid UTF-8 in program_name",
+       [](RuntimeOptions& o) { o.program_name = kNotUtf8; },
+       invalid,
+       {"program_name", "not valid UTF-8"}},
+      {"invalid UTF-8 in home",
+       [](RuntimeOptions& o) { o.home = kSurrogate; },
+       invalid,
+       {"RuntimeOptions::home", "not valid UTF-8"}},
+      {"invalid UTF-8 in argv",
+       [](RuntimeOptions& o) { o.argv = {kNotUtf8}; },
+       invalid,
+       {"argv[0]", "not valid UTF-8"}},
+      {"invalid UTF-8 in module_search_paths",
+       [](RuntimeOptions& o) { o.module_search_paths = {"\xff"}; },
+       invalid,
+       {"module_search_paths[0]", "not valid UTF-8"}},
+      {"invalid UTF-8 in prepend_sys_path",
+       [](RuntimeOptions& o) { o.prepend_sys_path = {"\xc0\xaf"}; },
+       invalid,
+       {"prepend_sys_path[0]", "not valid UTF-8"}},
+      {"a negative drain deadline",
+       [](RuntimeOptions& o) { o.drain_deadline = absl::Seconds(-1); },
+       invalid,
+       {"drain_deadline is negative", "-1s"}},
+      {"a missing home",
+       [](RuntimeOptions& o) { o.home = "/nonexistent/pyscope-bad-home"; },
+       not_found,
+       {"/nonexistent/pyscope-bad-home",
+        absl::StrCat("/nonexistent/pyscope-bad-home/lib/", Lib(),
+                     "/encodings/__init__.py")}},
+      {"a module search path without the standard library",
+       [](RuntimeOptions& o) { o.module_search_paths = {"/nonexistent/x"}; },
+       not_found,
+       {"/nonexistent/x/encodings/__init__.py"}},
+      {"a bad home set through edit_config",
+       [](RuntimeOptions& o) {
+         o.edit_config = [](PyConfig& config) {
+           return PyStatus_Exception(PyConfig_SetString(
+                      &config, &config.home, L"/nonexistent/edited-home"))
+                      ? absl::InternalError("PyConfig_SetString")
+                      : absl::OkStatus();
+         };
+       },
+       not_found,
+       {"PyConfig.home", "/nonexistent/edited-home"}},
+      {"an unknown stdio encoding set through edit_config",
+       [](RuntimeOptions& o) {
+         o.edit_config = [](PyConfig& config) {
+           PyConfig_SetString(&config, &config.stdio_encoding,
+                              L"no-such-codec");
+           return absl::OkStatus();
+         };
+       },
+       not_found,
+       {"stdio_encoding", "no-such-codec", "no encodings/no_such_codec.py"}},
+      {"an unknown filesystem encoding set through edit_config",
+       [](RuntimeOptions& o) {
+         o.edit_config = [](PyConfig& config) {
+           PyConfig_SetString(&config, &config.filesystem_encoding, L"klingon");
+           return absl::OkStatus();
+         };
+       },
+       not_found,
+       {"filesystem_encoding", "klingon"}},
+      {"an unknown error handler set through edit_config",
+       [](RuntimeOptions& o) {
+         o.edit_config = [](PyConfig& config) {
+           PyConfig_SetString(&config, &config.filesystem_errors,
+                              L"no-such-handler");
+           return absl::OkStatus();
+         };
+       },
+       invalid,
+       {"filesystem_errors", "no-such-handler", "surrogateescape"}},
+      {"an edit_config that throws",
+       [](RuntimeOptions& o) {
+         o.edit_config = [](PyConfig&) -> absl::Status {
+           throw std::runtime_error("host config broke");
+         };
+       },
+       internal,
+       {"edit_config threw: host config broke"}},
+      {"an edit_config that throws a non-standard exception",
+       [](RuntimeOptions& o) {
+         o.edit_config = [](PyConfig&) -> absl::Status { throw 42; };
+       },
+       internal,
+       {"edit_config threw a non-standard exception"}},
+  };
+}
+
+// A valid runtime starts, runs Python and finalizes.
+void ExpectValidRuntimeWorks() {
+  auto runtime = ScopedRuntime::Create(TestOptions());
+  REQUIRE_MESSAGE(runtime.ok(), runtime.status().ToString());
+  {
+    GILGuard gil;
+    CHECK(pyscope_test::EvalLong("6 * 7") == 42);
+  }
+  CHECK((*runtime)->Finalize().ok());
+}
+
+TEST_SUITE("bad_input") {
+  TEST_CASE("every bad RuntimeOptions value is a status that says what") {
+    for (const BadRuntimeOptions& bad : Cases()) {
+      CAPTURE(bad.what);
+      RuntimeOptions options = TestOptions();
+      bad.spoil(options);
+      auto created = ScopedRuntime::Create(options);
+      REQUIRE(!created.ok());
+      CHECK(created.status().code() == bad.code);
+      const std::string message(created.status().message());
+      CAPTURE(message);
+      for (const std::string& fragment : bad.message_has) {
+        CHECK(message.find(fragment) != std::string::npos);
+      }
+      CHECK(Py_IsInitialized() == 0);
+      // The throwing constructor says the same.
+      try {
+        ScopedRuntime runtime(options);
+        FAIL("the constructor did not throw");
+      } catch (const pyscope::Error& error) {
+        CHECK(error.status() == created.status());
+      }
+      // ValidateRuntimeOptions sees the plain-value ones without starting.
+      if (bad.code == absl::StatusCode::kInvalidArgument &&
+          !options.edit_config) {
+        CHECK(pyscope::ValidateRuntimeOptions(options) == created.status());
+      }
+      ExpectValidRuntimeWorks();
+    }
+  }
+
+  TEST_CASE("valid options pass ValidateRuntimeOptions") {
+    CHECK(pyscope::ValidateRuntimeOptions(RuntimeOptions::Isolated()).ok());
+    CHECK(pyscope::ValidateRuntimeOptions(RuntimeOptions::Python()).ok());
+    RuntimeOptions forever = TestOptions();
+    forever.drain_deadline = absl::InfiniteDuration();
+    CHECK(pyscope::ValidateRuntimeOptions(forever).ok());
+  }
+
+  TEST_CASE("UTF-8 strings reach Python exactly") {
+    RuntimeOptions options = TestOptions();
+    options.argv = {"prog", "h\xc3\xa9llo", "\xe2\x82\xac", "\xf0\x9f\x90\x8d"};
+    ScopedRuntime runtime(options);
+    GILGuard gil;
+    CHECK(EvalString("__import__('sys').argv[1]") == "h\xc3\xa9llo");
+    CHECK(pyscope_test::EvalLong("ord(__import__('sys').argv[2])") == 0x20AC);
+    CHECK(pyscope_test::EvalLong("ord(__import__('sys').argv[3])") == 0x1F40D);
+  }
+
+  TEST_CASE("bad SubInterpreterOptions are statuses, checked before CPython") {
+    ScopedRuntime runtime(TestOptions());
+    SubInterpreterOptions negative = SubInterpreterOptions::Legacy();
+    negative.end_deadline = absl::Milliseconds(-5);
+    CHECK(pyscope::ValidateSubInterpreterOptions(negative).code() ==
+          absl::StatusCode::kInvalidArgument);
+    auto refused = pyscope::SubInterpreter::Create(negative);
+    CHECK(refused.status().code() == absl::StatusCode::kInvalidArgument);
+    SubInterpreterOptions own_gil_shared_allocator;
+    own_gil_shared_allocator.gil = SubInterpreterOptions::Gil::kOwn;
+    const absl::Status status =
+        pyscope::ValidateSubInterpreterOptions(own_gil_shared_allocator);
+    CHECK(status.code() == (pyscope::detail::compat::kHasPerInterpreterGil
+                                ? absl::StatusCode::kInvalidArgument
+                                : absl::StatusCode::kUnimplemented));
+    CHECK(!std::string(status.message()).empty());
+  }
+
+  TEST_CASE("an infinite end deadline waits for the threads inside") {
+    ScopedRuntime runtime(TestOptions());
+    SubInterpreterOptions options = SubInterpreterOptions::Legacy();
+    options.end_deadline = absl::InfiniteDuration();
+    pyscope::SubInterpreter sub(options);
+    std::atomic<bool> inside{false};
+    std::thread worker([&] {
+      GILGuard gil(sub);
+      inside.store(true);
+      pyscope::AllowThreads nogil;
+      absl::SleepFor(absl::Milliseconds(100));
+    });
+    while (!inside.load()) absl::SleepFor(absl::Milliseconds(1));
+    const absl::Status ended = sub.End();
+    worker.join();
+    CHECK(ended.ok());
+    CHECK(!sub.alive());
+  }
+}
+
+// The environment is read when asked for, also with the isolated preset.
+PYSCOPE_SCENARIO(IsolatedWithEnvironment) {
+  RuntimeOptions options = TestOptions();
+  options.use_environment = true;
+  ScopedRuntime runtime(options);
+  GILGuard gil;
+  PrintFact("env_path",
+            EvalString("'/nonexistent/env-dir' in __import__('sys').path"));
+  PrintFact("safe_path_kept", EvalString("'' not in __import__('sys').path"));
+  return 0;
+}
+
+// PYTHONHOME pointing nowhere, with a preset that reads the environment.
+PYSCOPE_SCENARIO(BadPythonHome) {
+  auto created = ScopedRuntime::Create(RuntimeOptions::Python());
+  PrintFact("code", absl::StatusCodeToString(created.status().code()));
+  PrintFact("message", std::string(created.status().message()));
+  // The isolated preset ignores it and starts.
+  auto isolated = ScopedRuntime::Create(TestOptions());
+  PrintFact("isolated_ok", isolated.ok() ? 1L : 0L);
+  return 0;
+}
+
+// A standard library that fails inside CPython, after its runtime was set
+// up: CPython cannot start again in this process, and pyscope says so.
+PYSCOPE_SCENARIO(FailureThatCPythonCannotRecoverFrom) {
+  const std::string lib = pyscope_test::MakeTempDir();
+  mkdir((lib + "/encodings").c_str(), 0755);
+  pyscope_test::WriteFile(lib + "/encodings/__init__.py",
+                          "raise ImportError('a broken standard library')\n");
+  RuntimeOptions broken = TestOptions();
+  broken.module_search_paths = {lib};
+  auto first = ScopedRuntime::Create(broken);
+  PrintFact("first_code", absl::StatusCodeToString(first.status().code()));
+  PrintFact("first_names_config",
+            std::string(first.status().message()).find(lib) != std::string::npos
+                ? 1L
+                : 0L);
+  auto second = ScopedRuntime::Create(TestOptions());
+  PrintFact("second_code", absl::StatusCodeToString(second.status().code()));
+  PrintFact("second_message", std::string(second.status().message()));
+  return 0;
+}
+
+TEST_SUITE("bad_input") {
+  TEST_CASE("use_environment with the isolated preset is honored") {
+    ChildResult child =
+        RunScenario("IsolatedWithEnvironment", absl::Seconds(20),
+                    {"PYTHONPATH=/nonexistent/env-dir"});
+    INFO(child.Describe());
+    REQUIRE(child.ExitedWith(0));
+    CHECK(HasFact(child, "env_path=True"));
+    CHECK(HasFact(child, "safe_path_kept=True"));
+  }
+
+  TEST_CASE("a PYTHONHOME without the standard library is kNotFound") {
+    ChildResult child = RunScenario("BadPythonHome", absl::Seconds(20),
+                                    {"PYTHONHOME=/nonexistent/env-home"});
+    INFO(child.Describe());
+    REQUIRE(child.ExitedWith(0));
+    CHECK(HasFact(child, "code=NOT_FOUND"));
+    CHECK(pyscope_test::FactOf(child, "message").find("PYTHONHOME") !=
+          std::string::npos);
+    CHECK(pyscope_test::FactOf(child, "message")
+              .find("/nonexistent/env-home/lib/") != std::string::npos);
+    CHECK(HasFact(child, "isolated_ok=1"));
+  }
+
+  TEST_CASE("after a failure CPython cannot recover from, pyscope refuses") {
+    ChildResult child = RunScenario("FailureThatCPythonCannotRecoverFrom");
+    INFO(child.Describe());
+    REQUIRE(child.ExitedWith(0));
+    CHECK(HasFact(child, "first_code=INTERNAL"));
+    CHECK(HasFact(child, "first_names_config=1"));
+    CHECK(HasFact(child, "second_code=FAILED_PRECONDITION"));
+    CHECK(pyscope_test::FactOf(child, "second_message")
+              .find("cannot be started again in this process") !=
+          std::string::npos);
+  }
+}
+
+}  // namespace
