@@ -39,13 +39,6 @@ bool IsAttachedHere(Record& record, PyThreadState* tstate) {
 
 namespace {
 
-void CloseScope(const Scope& scope) {
-  ThreadRecord& record = *scope.record;
-  record.holding = scope.prev_holding;
-  record.tstate = scope.prev_tstate;
-  --record.level;
-}
-
 absl::Status Refuse(Scope& scope, Attachment* attachment, absl::Status why) {
   CloseScope(scope);
   attachment->mode = AttachMode::kFailed;
@@ -240,7 +233,51 @@ bool AttachSlow(Scope& scope, const SourceLocation& where,
   return false;
 }
 
-absl::Status EnterInterpreter(
+namespace {
+
+// The common entry: a thread with nothing attached and no parked state,
+// whose shortcut holds its state for this interpreter (uid and epoch), while
+// the runtime runs. Counts the thread in, attaches through the gate; false
+// (nothing done) when any of that does not hold.
+bool EnterCachedFast(Scope& scope, InterpControl* control,
+                     const SourceLocation& where,
+                     Attachment* attachment) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  Record& record = RecordOf(*scope.record);
+  PyThreadState* const cached = record.sub_tstate;
+  if (cached == nullptr || scope.prev_tstate != nullptr ||
+      record.sub_uid != control->uid ||
+      compat::CurrentThreadStateUnchecked() != nullptr) {
+    return false;
+  }
+  control->entries.fetch_add(1, std::memory_order_seq_cst);
+  if (control->phase.load(std::memory_order_seq_cst) != InterpControl::kOpen ||
+      control->epoch.load(std::memory_order_acquire) != record.sub_epoch) {
+    control->Leave(nullptr);
+    return false;
+  }
+  AdmissionSlot& admission = record.admission;
+  admission.attaching.store(1, std::memory_order_relaxed);
+  AttachFence();
+  if (gate_words.state.load(std::memory_order_relaxed) != kGateRunning ||
+      gate_words.generation.load(std::memory_order_relaxed) !=
+          control->generation) {
+    admission.attaching.store(0, std::memory_order_release);
+    control->Leave(nullptr);
+    return false;
+  }
+  record.EnterControl(control);
+  record.scope_generation = control->generation;
+  admission.EnterColdScope(where);
+  PyEval_RestoreThread(cached);
+  admission.attaching.store(0, std::memory_order_release);
+  record.holding = true;
+  record.tstate = cached;
+  attachment->mode = AttachMode::kRestored;
+  attachment->interp = control;
+  return true;
+}
+
+absl::Status EnterInterpreterSlow(
     Scope& scope, InterpControl* control, const SourceLocation& where,
     Attachment* attachment) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   Record& record = RecordOf(*scope.record);
@@ -248,7 +285,7 @@ absl::Status EnterInterpreter(
   // detached since: only what is attached now counts.)
   PyThreadState* current = compat::CurrentThreadStateUnchecked();
   const bool attached = IsAttachedHere(record, current);
-  PyInterpreterState* interp = control->Alive();
+  PyInterpreterState* interp = control->interp.load(std::memory_order_acquire);
   if (interp == nullptr) {
     return Refuse(scope, attachment, control->EndedError());
   }
@@ -262,17 +299,19 @@ absl::Status EnterInterpreter(
     }
     return absl::OkStatus();
   }
-  // 2. Admitted by the interpreter (not ending or ended).
+  // 2. Counted in by the interpreter (not ending or ended); from here on
+  //    it cannot end before the scope does.
   if (absl::Status entry = control->Enter(&record); !entry.ok()) {
     return Refuse(scope, attachment, std::move(entry));
   }
   attachment->interp = control;
+  ThreadStateCache& cache = ThreadStateCache::Get();
   // 3. Attached elsewhere (switch from it, and back at scope end), or
   //    inside a scope whose state is parked (enter without disturbing it):
   //    this thread's state for the interpreter.
   if (attached || scope.prev_tstate != nullptr) {
-    PyThreadState* tstate = ThreadStateCache::Get().FindOrCreate(
-        record, interp, Gate::Get().generation());
+    PyThreadState* tstate =
+        cache.ForSubInterpreter(record, *control, Gate::Get().generation());
     if (tstate == nullptr) {
       control->Leave(&record);
       return Refuse(scope, attachment, OutOfMemory());
@@ -290,10 +329,22 @@ absl::Status EnterInterpreter(
   // 4. Cold, through the gate.
   absl::Status status =
       AttachCold(scope, where, attachment, [&](uint64_t generation) {
-        return ThreadStateCache::Get().FindOrCreate(record, interp, generation);
+        return cache.ForSubInterpreter(record, *control, generation);
       });
   if (!status.ok()) control->Leave(&record);
   return status;
+}
+
+}  // namespace
+
+bool EnterInterpreter(Scope& scope, InterpControl* control,
+                      const SourceLocation& where, Attachment* attachment,
+                      absl::Status* error) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  if (EnterCachedFast(scope, control, where, attachment)) return true;
+  absl::Status status = EnterInterpreterSlow(scope, control, where, attachment);
+  if (status.ok()) return true;
+  *error = std::move(status);
+  return false;
 }
 
 void DetachSlow(const Scope& scope,
@@ -305,7 +356,8 @@ void DetachSlow(const Scope& scope,
     const bool lost = Gate::Get().past_point_of_no_return() &&
                       compat::CurrentThreadStateUnchecked() != record.tstate;
     if (!lost) PyEval_SaveThread();
-    if (!lost && attachment.interp != nullptr) {
+    if (!lost && attachment.interp != nullptr &&
+        attachment.interp->rebind_gilstate) {
       RebindGilState(record, record.tstate, scope.prev_tstate);
     }
     if (scope.prev_tstate == nullptr) record.slot.LeaveColdScope();

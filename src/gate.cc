@@ -13,40 +13,28 @@
 
 namespace pyscope::detail {
 
-void Gate::Slot::EnterColdScope(const SourceLocation& where) {
-  site_file_.store(where.file(), std::memory_order_relaxed);
-  site_function_.store(where.function(), std::memory_order_relaxed);
-  site_line_.store(where.line(), std::memory_order_relaxed);
-  inside_.store(inside_.load(std::memory_order_relaxed) + 1,
-                std::memory_order_relaxed);
-}
+GateWords gate_words;
 
-void Gate::Slot::LeaveColdScope() {
-  inside_.store(inside_.load(std::memory_order_relaxed) - 1,
-                std::memory_order_release);
-}
-
-void Gate::Slot::ForgetColdScopes() {
-  inside_.store(0, std::memory_order_release);
-}
+static_assert(static_cast<int>(Gate::State::kRunning) == kGateRunning,
+              "the headers' fast paths test for kRunning");
 
 SourceLocation Gate::Slot::site() const {
   return SourceLocation::Current(
-      site_file_.load(std::memory_order_relaxed),
-      site_line_.load(std::memory_order_relaxed),
-      site_function_.load(std::memory_order_relaxed));
+      words_.site_file.load(std::memory_order_relaxed),
+      words_.site_line.load(std::memory_order_relaxed),
+      words_.site_function.load(std::memory_order_relaxed));
 }
 
 Gate::State Gate::Admission::state() const {
-  return Get().state_.load(std::memory_order_relaxed);
+  return static_cast<State>(gate_words.state.load(std::memory_order_relaxed));
 }
 
 bool Gate::Admission::past_point_of_no_return() const {
-  return Get().past_point_of_no_return_.load(std::memory_order_relaxed);
+  return gate_words.past_point_of_no_return.load(std::memory_order_relaxed);
 }
 
 uint64_t Gate::Admission::generation() const {
-  return Get().generation_.load(std::memory_order_acquire);
+  return gate_words.generation.load(std::memory_order_acquire);
 }
 
 bool Gate::Admission::Freed(uint64_t generation) const {
@@ -87,19 +75,24 @@ absl::Status Gate::RefusalFor(State state) {
 }
 
 uint64_t Gate::Open(PyInterpreterState* main) {
-  platform::PrepareAsymmetricFences();
+  gate_words.light_fences.store(platform::PrepareAsymmetricFences(),
+                                std::memory_order_release);
   main_.store(main, std::memory_order_release);
   finalizer_.store(nullptr, std::memory_order_relaxed);
   const uint64_t generation =
-      generation_.fetch_add(1, std::memory_order_seq_cst) + 1;
-  past_point_of_no_return_.store(false, std::memory_order_seq_cst);
-  state_.store(State::kRunning, std::memory_order_seq_cst);
+      gate_words.generation.fetch_add(1, std::memory_order_seq_cst) + 1;
+  gate_words.past_point_of_no_return.store(false, std::memory_order_seq_cst);
+  Store(State::kRunning);
   return generation;
+}
+
+void Gate::Store(State state) {
+  gate_words.state.store(static_cast<int>(state), std::memory_order_seq_cst);
 }
 
 void Gate::Close(Slot& finalizer) {
   finalizer_.store(&finalizer, std::memory_order_release);
-  state_.store(State::kFinalizing, std::memory_order_seq_cst);
+  Store(State::kFinalizing);
   platform::HeavyFence();
 }
 
@@ -113,7 +106,7 @@ absl::Status Gate::Drain(absl::Duration deadline) {
       CoreLock lock(&mu_);
       for (const Slot* slot : slots_) {
         if (slot == self) continue;
-        if (slot->attaching_.load(std::memory_order_seq_cst) != 0 ||
+        if (slot->words_.attaching.load(std::memory_order_seq_cst) != 0 ||
             slot->inside()) {
           const SourceLocation site = slot->site();
           busy.push_back(absl::StrFormat(
@@ -141,7 +134,8 @@ absl::Status Gate::Drain(absl::Duration deadline) {
 bool Gate::AnyOtherAttaching(const Slot* self) const {
   CoreLock lock(&mu_);
   for (const Slot* slot : slots_) {
-    if (slot != self && slot->attaching_.load(std::memory_order_seq_cst) != 0) {
+    if (slot != self &&
+        slot->words_.attaching.load(std::memory_order_seq_cst) != 0) {
       return true;
     }
   }
@@ -154,20 +148,20 @@ void Gate::WaitForAttaching() {
 }
 
 void Gate::PassPointOfNoReturn() {
-  past_point_of_no_return_.store(true, std::memory_order_seq_cst);
+  gate_words.past_point_of_no_return.store(true, std::memory_order_seq_cst);
   platform::HeavyFence();
   WaitForAttaching();
 }
 
 void Gate::MarkFreed() {
-  freed_generation_.store(generation_.load(std::memory_order_acquire),
+  freed_generation_.store(gate_words.generation.load(std::memory_order_acquire),
                           std::memory_order_release);
 }
 
 void Gate::Finish() {
   main_.store(nullptr, std::memory_order_release);
-  generation_.fetch_add(1, std::memory_order_seq_cst);
-  state_.store(State::kFinalized, std::memory_order_seq_cst);
+  gate_words.generation.fetch_add(1, std::memory_order_seq_cst);
+  Store(State::kFinalized);
   finalizer_.store(nullptr, std::memory_order_release);
 }
 

@@ -16,6 +16,7 @@
 #include "lock.h"
 #include "platform.h"
 #include "pyscope/detail/compat.h"
+#include "pyscope/detail/core.h"
 #include "pyscope/source_location.h"
 
 namespace pyscope::detail {
@@ -36,47 +37,53 @@ namespace pyscope::detail {
 // at least one side sees the other: the thread sees the closed gate and
 // backs out, or the finalizer sees the thread and waits for it to finish
 // attaching. Attaching is frequent and finalizing rare, so the fences are
-// asymmetric (platform::LightFence / HeavyFence): with membarrier(2) the
-// attach side pays a compiler fence only, and the finalizer makes every
+// asymmetric (detail::AttachFence / platform::HeavyFence): with membarrier(2)
+// the attach side pays a compiler fence only, and the finalizer makes every
 // running thread execute a full barrier. The same handshake on the point of
 // no return keeps re-attachments (AllowThreads' destructor) out of
 // Py_FinalizeEx.
 //
-// This class is the only writer of that state. runtime.cc drives the
-// transitions; the attach paths read the state through an Admission.
+// This class is the only writer of that state (published in
+// detail::gate_words for the headers' inline paths). runtime.cc drives the
+// transitions; the attach paths read the state through an Admission or,
+// inline, with the same handshake (detail::AttachCachedFast, ReattachFast).
 class Gate {
  public:
   enum class State : int { kUninitialized, kRunning, kFinalizing, kFinalized };
 
-  // One per thread (in its record): the admission mark, and the thread's
-  // cold GILGuard scopes (those that attached it from no thread state),
-  // which the drain waits for, with the site of the outermost one.
+  // One per thread (in its record): its identity, and its side of the
+  // handshake (the admission mark, the cold GILGuard scopes the drain waits
+  // for, with the site of the outermost), which the headers' fast paths
+  // write too (detail::AdmissionSlot).
   class Slot {
    public:
-    explicit Slot(platform::ThreadIdentity who) : who_(who) {}
+    Slot(platform::ThreadIdentity who, AdmissionSlot& words)
+        : who_(who), words_(words) {}
     Slot(const Slot&) = delete;
     Slot& operator=(const Slot&) = delete;
 
     const platform::ThreadIdentity& who() const { return who_; }
 
     // Owner thread only.
-    void EnterColdScope(const SourceLocation& where);
-    void LeaveColdScope();
+    void EnterColdScope(const SourceLocation& where) {
+      words_.EnterColdScope(where);
+    }
+    void LeaveColdScope() { words_.LeaveColdScope(); }
     // The thread exited inside its cold scopes: stop waiting for it.
-    void ForgetColdScopes();
+    void ForgetColdScopes() {
+      words_.inside.store(0, std::memory_order_release);
+    }
 
     // Where the outermost cold scope was created (or an empty location).
     SourceLocation site() const;
-    bool inside() const { return inside_.load(std::memory_order_acquire) != 0; }
+    bool inside() const {
+      return words_.inside.load(std::memory_order_acquire) != 0;
+    }
 
    private:
     friend class Gate;
     const platform::ThreadIdentity who_;
-    std::atomic<int> attaching_{0};
-    std::atomic<int> inside_{0};
-    std::atomic<const char*> site_file_{""};
-    std::atomic<const char*> site_function_{""};
-    std::atomic<int> site_line_{0};
+    AdmissionSlot& words_;
   };
 
   // Marks `slot` as attaching for its lifetime: the finalizer does not
@@ -87,10 +94,10 @@ class Gate {
   class Admission {
    public:
     explicit Admission(Slot& slot) : slot_(slot) {
-      slot_.attaching_.store(1, std::memory_order_relaxed);
-      platform::LightFence();
+      slot_.words_.attaching.store(1, std::memory_order_relaxed);
+      AttachFence();
     }
-    ~Admission() { slot_.attaching_.store(0, std::memory_order_release); }
+    ~Admission() { slot_.words_.attaching.store(0, std::memory_order_release); }
     Admission(const Admission&) = delete;
     Admission& operator=(const Admission&) = delete;
 
@@ -107,16 +114,18 @@ class Gate {
   static Gate& Get();
 
   // --- Reads, from any thread. ---
-  State state() const { return state_.load(std::memory_order_acquire); }
+  State state() const {
+    return static_cast<State>(gate_words.state.load(std::memory_order_acquire));
+  }
   uint64_t generation() const {
-    return generation_.load(std::memory_order_acquire);
+    return gate_words.generation.load(std::memory_order_acquire);
   }
   // The main interpreter of the running (or finalizing) runtime.
   PyInterpreterState* main_interpreter() const {
     return main_.load(std::memory_order_acquire);
   }
   bool past_point_of_no_return() const {
-    return past_point_of_no_return_.load(std::memory_order_acquire);
+    return gate_words.past_point_of_no_return.load(std::memory_order_acquire);
   }
   // Whether `slot` is the finalizing thread's (kFinalizing only): it may
   // still attach while the exit callbacks run.
@@ -156,11 +165,11 @@ class Gate {
 
  private:
   Gate() = default;
+  void Store(State state);
   bool AnyOtherAttaching(const Slot* self) const;
 
-  std::atomic<State> state_{State::kUninitialized};
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<bool> past_point_of_no_return_{false};
+  // state, generation and the point of no return live in gate_words
+  // (pyscope/detail/core.h), where the headers' fast paths read them.
   // The newest generation whose thread states CPython freed (an adopted
   // runtime's end frees nothing and leaves it).
   std::atomic<uint64_t> freed_generation_{0};

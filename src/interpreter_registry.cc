@@ -7,13 +7,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "thread_state_cache.h"
 
 namespace pyscope::detail {
-
-PyInterpreterState* InterpControl::Alive() {
-  CoreLock lock(&mu);
-  return ended ? nullptr : interp;
-}
 
 absl::Status InterpControl::EndedError() const {
   return absl::FailedPreconditionError(absl::StrCat(
@@ -21,21 +17,25 @@ absl::Status InterpControl::EndedError() const {
 }
 
 absl::Status InterpControl::Enter(ThreadRecord* record) {
-  CoreLock lock(&mu);
-  if (ended || interp == nullptr) return EndedError();
-  if (ending) {
-    return absl::UnavailableError(
-        absl::StrCat("pyscope: sub-interpreter ", id,
-                     " is ending; new entries are refused"));
+  entries.fetch_add(1, std::memory_order_seq_cst);
+  const int now = phase.load(std::memory_order_seq_cst);
+  if (now == kOpen) {
+    RecordOf(*record).EnterControl(this);
+    return absl::OkStatus();
   }
-  active.push_back(record);
-  return absl::OkStatus();
+  Leave(nullptr);
+  if (now == kEnded) return EndedError();
+  return absl::UnavailableError(absl::StrCat(
+      "pyscope: sub-interpreter ", id, " is ending; new entries are refused"));
 }
 
 void InterpControl::Leave(ThreadRecord* record) {
-  CoreLock lock(&mu);
-  active.erase(std::find(active.begin(), active.end(), record));
-  if (ending && active.empty()) idle.notify_all();
+  if (record != nullptr) RecordOf(*record).LeaveControl(this);
+  if (entries.fetch_sub(1, std::memory_order_seq_cst) == 1 &&
+      phase.load(std::memory_order_seq_cst) == kEnding) {
+    CoreLock lock(&mu);
+    idle.notify_all();
+  }
 }
 
 InterpreterRegistry& InterpreterRegistry::Get() {
@@ -44,16 +44,20 @@ InterpreterRegistry& InterpreterRegistry::Get() {
   return *registry;
 }
 
+uint64_t InterpreterRegistry::NextUid() {
+  return next_uid_.fetch_add(1, std::memory_order_relaxed);
+}
+
 void InterpreterRegistry::Add(std::shared_ptr<InterpControl> control) {
   CoreLock lock(&mu_);
   interps_.push_back(std::move(control));
 }
 
-void InterpreterRegistry::Remove(PyInterpreterState* interp) {
+void InterpreterRegistry::Remove(const InterpControl* control) {
   CoreLock lock(&mu_);
   interps_.erase(std::remove_if(interps_.begin(), interps_.end(),
-                                [interp](const auto& control) {
-                                  return control->interp == interp;
+                                [control](const auto& candidate) {
+                                  return candidate.get() == control;
                                 }),
                  interps_.end());
 }
@@ -72,29 +76,19 @@ InterpreterRegistry::ExitAction InterpreterRegistry::ForThreadExit(
     PyInterpreterState* interp, ThreadRecord* record, InterpControl** control) {
   CoreLock lock(&mu_);
   for (const auto& candidate : interps_) {
-    if (candidate->interp != interp) continue;
-    CoreLock control_lock(&candidate->mu);
-    if (candidate->ended) return ExitAction::kGone;
-    if (candidate->ending) return ExitAction::kOrphan;
-    candidate->active.push_back(record);
+    if (candidate->interp.load(std::memory_order_acquire) != interp) continue;
+    candidate->entries.fetch_add(1, std::memory_order_seq_cst);
+    const int now = candidate->phase.load(std::memory_order_seq_cst);
+    if (now == InterpControl::kEnded) {
+      candidate->Leave(nullptr);
+      return ExitAction::kGone;
+    }
+    (void)record;
     *control = candidate.get();
-    return ExitAction::kDelete;
+    return now == InterpControl::kOpen ? ExitAction::kDelete
+                                       : ExitAction::kOrphan;
   }
   return ExitAction::kGone;
-}
-
-void InterpreterRegistry::LeaveAll(ThreadRecord* record) {
-  CoreLock lock(&mu_);
-  for (const auto& control : interps_) {
-    CoreLock control_lock(&control->mu);
-    auto& active = control->active;
-    const size_t before = active.size();
-    active.erase(std::remove(active.begin(), active.end(), record),
-                 active.end());
-    if (active.size() != before && control->ending && active.empty()) {
-      control->idle.notify_all();
-    }
-  }
 }
 
 }  // namespace pyscope::detail

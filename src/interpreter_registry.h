@@ -3,11 +3,12 @@
 //
 // The live sub-interpreters: one control block per SubInterpreter, shared
 // with the registry so that finalization can end interpreters whose owner
-// is still alive, with the threads inside each.
+// is still alive, with a count of the scopes inside each.
 
 #ifndef PYSCOPE_SRC_INTERPRETER_REGISTRY_H_
 #define PYSCOPE_SRC_INTERPRETER_REGISTRY_H_
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -21,39 +22,59 @@
 namespace pyscope::detail {
 
 // One per SubInterpreter.
+//
+// Entering is lock-free: a scope counts itself in `entries` and then reads
+// `phase`; End stores kEnding and then waits for `entries` to reach zero.
+// Both sides are sequentially consistent, so either the scope sees kEnding
+// and backs out, or End sees the scope and waits for it.
 struct InterpControl {
-  CoreMutex mu;
-  PyInterpreterState* interp = nullptr;  // null once ended
+  enum Phase : int { kOpen, kEnding, kEnded };
+
+  // Set at creation.
   int64_t id = -1;
   uint64_t generation = 0;
+  // Unique for the life of the process (a control block's address may be
+  // reused): keys the threads' cached thread states.
+  uint64_t uid = 0;
   absl::Duration end_deadline = absl::Seconds(5);
-  bool ending ABSL_GUARDED_BY(mu) = false;
-  bool ended ABSL_GUARDED_BY(mu) = false;
+  // Whether PyGILState_Ensure inside a scope attaches here (3.12+; see
+  // SubInterpreterOptions::pygilstate_follows_scope): the thread's
+  // PyGILState binding then moves back at every scope end.
+  bool rebind_gilstate = true;
+
+  // The interpreter; null once ended.
+  std::atomic<PyInterpreterState*> interp{nullptr};
+  std::atomic<int> phase{kOpen};
+  // Scopes inside (and threads deleting their cached state at exit).
+  std::atomic<int> entries{0};
+  // Incremented whenever an End attempt deletes the cached thread states
+  // of other threads, so that their per-thread shortcut stops using them.
+  std::atomic<uint64_t> epoch{0};
+
+  CoreMutex mu;
   // An End() call is running (on some thread).
   bool end_in_progress ABSL_GUARDED_BY(mu) = false;
-  // Threads inside a scope of this interpreter (or deleting their cached
-  // thread state for it at thread exit).
-  std::vector<ThreadRecord*> active ABSL_GUARDED_BY(mu);
-  // Signalled when `active` becomes empty while `ending`.
+  // Signalled (under mu) when `entries` reaches zero while kEnding.
   std::condition_variable idle;
 
-  // The interpreter, or null once it ended.
-  PyInterpreterState* Alive();
-  // The refusal of an entry after the end.
-  absl::Status EndedError() const;
-  // Admits `record` into the interpreter: kFailedPrecondition once it
-  // ended, kUnavailable while it is ending.
+  // Counts `record` in: kFailedPrecondition once ended, kUnavailable while
+  // ending (not counted then).
   absl::Status Enter(ThreadRecord* record);
   // Undoes Enter.
   void Leave(ThreadRecord* record);
+  // The refusal of an entry after the end.
+  absl::Status EndedError() const;
 };
 
 class InterpreterRegistry {
  public:
   static InterpreterRegistry& Get();
 
+  // A process-unique id for a new control block.
+  uint64_t NextUid();
+
   void Add(std::shared_ptr<InterpControl> control);
-  void Remove(PyInterpreterState* interp);
+  void Remove(const InterpControl* control);
   // The live interpreters, oldest first.
   std::vector<std::shared_ptr<InterpControl>> Live() const;
   bool empty() const;
@@ -62,19 +83,17 @@ class InterpreterRegistry {
   enum class ExitAction {
     kGone,    // the interpreter ended: CPython freed the state
     kOrphan,  // it is ending: leave the state to the thread ending it
-    kDelete,  // alive: delete it, inside the interpreter (`*control`,
-              // entered for `record`; Leave it afterwards)
+    kDelete,  // alive: delete it inside the interpreter
   };
+  // For kOrphan and kDelete, `record` is counted into `*control`; the
+  // caller leaves it once the state is deleted or orphaned.
   ExitAction ForThreadExit(PyInterpreterState* interp, ThreadRecord* record,
                            InterpControl** control);
-
-  // Removes `record` from every interpreter it is inside (a thread that
-  // exited with scopes open).
-  void LeaveAll(ThreadRecord* record);
 
  private:
   InterpreterRegistry() = default;
 
+  std::atomic<uint64_t> next_uid_{1};
   mutable CoreMutex mu_;
   std::vector<std::shared_ptr<InterpControl>> interps_ ABSL_GUARDED_BY(mu_);
 };

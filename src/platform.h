@@ -63,20 +63,11 @@ class ThreadExitSlot {
 // membarrier (old kernels, seccomp) both sides are sequentially consistent
 // fences.
 
-// Registers the process for expedited membarrier (idempotent).
-void PrepareAsymmetricFences();
-
-inline std::atomic<bool> asymmetric_fences_ready{false};
-
-// The frequent side: orders this thread's earlier store before its later
-// loads, as seen by a thread that runs HeavyFence().
-inline void LightFence() {
-  if (asymmetric_fences_ready.load(std::memory_order_relaxed)) {
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-  } else {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-  }
-}
+// Registers the process for expedited membarrier (idempotent). True when
+// the frequent side of a handshake may then use a compiler fence only
+// (detail::AttachFence), because HeavyFence makes every running thread
+// execute a full barrier.
+bool PrepareAsymmetricFences();
 
 // The rare side: a full barrier on every thread of the process.
 void HeavyFence();

@@ -57,15 +57,20 @@ void ThreadExitSlot::Set(void* value) {
   pthread_setspecific(static_cast<pthread_key_t>(key_), value);
 }
 
-void PrepareAsymmetricFences() {
-  if (asymmetric_fences_ready.load(std::memory_order_acquire)) return;
+namespace {
+std::atomic<bool> asymmetric_fences_ready{false};
+}  // namespace
+
+bool PrepareAsymmetricFences() {
+  if (asymmetric_fences_ready.load(std::memory_order_acquire)) return true;
   const long supported = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
   if (supported < 0 || (supported & MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0 ||
       syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0,
               0) != 0) {
-    return;
+    return false;
   }
   asymmetric_fences_ready.store(true, std::memory_order_release);
+  return true;
 }
 
 void HeavyFence() {

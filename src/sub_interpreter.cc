@@ -52,23 +52,14 @@ bool IsLegacy(const SubInterpreterOptions& o) {
          settings.own_gil == legacy.own_gil;
 }
 
-std::string DescribeActive(InterpControl& control)
-    ABSL_EXCLUSIVE_LOCKS_REQUIRED(control.mu) {
-  std::vector<std::string> threads;
-  for (ThreadRecord* record : control.active) {
-    threads.push_back(DescribeThread(RecordOf(*record)));
-  }
-  return absl::StrJoin(threads, ", ");
-}
-
 // Step 1 of End: refuses new entries and waits up to the end deadline for
 // the scopes on other threads to leave. OK to go on; *done when there is
 // nothing to do (ended before).
 // (The analysis cannot see control.mu held through std::unique_lock.)
-absl::Status CloseToEntries(InterpControl& control, ThreadRecord& record,
+absl::Status CloseToEntries(InterpControl& control, Record& record,
                             bool* done) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   std::unique_lock<std::mutex> lock(control.mu.native());
-  if (control.ended) {
+  if (control.phase.load(std::memory_order_acquire) == InterpControl::kEnded) {
     *done = true;
     return absl::OkStatus();
   }
@@ -77,17 +68,16 @@ absl::Status CloseToEntries(InterpControl& control, ThreadRecord& record,
         absl::StrCat("pyscope: sub-interpreter ", control.id,
                      " is being ended on another thread"));
   }
-  if (std::find(control.active.begin(), control.active.end(), &record) !=
-      control.active.end()) {
+  if (record.IsInside(&control)) {
     return absl::FailedPreconditionError(absl::StrCat(
         "pyscope: SubInterpreter::End called on a thread that is inside a "
         "scope of sub-interpreter ",
         control.id, "; leave the scope first"));
   }
-  control.ending = true;
   control.end_in_progress = true;
-  auto idle = [&control]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    return control.active.empty();
+  control.phase.store(InterpControl::kEnding, std::memory_order_seq_cst);
+  auto idle = [&control] {
+    return control.entries.load(std::memory_order_seq_cst) == 0;
   };
   if (control.end_deadline == absl::InfiniteDuration()) {
     control.idle.wait(lock, idle);
@@ -97,11 +87,15 @@ absl::Status CloseToEntries(InterpControl& control, ThreadRecord& record,
                      absl::ToChronoNanoseconds(control.end_deadline),
                  idle)) {
     control.end_in_progress = false;
+    const std::vector<std::string> inside =
+        ThreadStateCache::Get().DescribeThreadsInside(control);
     return absl::DeadlineExceededError(absl::StrCat(
         "pyscope: sub-interpreter ", control.id, " was not ended: after ",
-        absl::FormatDuration(control.end_deadline),
-        " these threads were still inside it: ", DescribeActive(control),
-        ". New entries stay refused; call End() again once they leave."));
+        absl::FormatDuration(control.end_deadline), " ",
+        control.entries.load(std::memory_order_relaxed),
+        " scope(s) were still inside it (threads: ",
+        inside.empty() ? "not listed" : absl::StrJoin(inside, ", "),
+        "). New entries stay refused; call End() again once they leave."));
   }
   return absl::OkStatus();
 }
@@ -111,10 +105,10 @@ void FinishEnd(InterpControl& control, bool ended) {
   CoreLock lock(&control.mu);
   control.end_in_progress = false;
   if (ended) {
-    control.ended = true;
-    control.interp = nullptr;
+    control.interp.store(nullptr, std::memory_order_release);
+    control.phase.store(InterpControl::kEnded, std::memory_order_seq_cst);
   } else {
-    control.ending = false;
+    control.phase.store(InterpControl::kOpen, std::memory_order_seq_cst);
   }
 }
 
@@ -132,7 +126,8 @@ struct Return {
 // threading._shutdown() asserts the lock is still held; deleting the state
 // first would release it.
 absl::Status AttachForEnding(InterpControl& control, Record& record,
-                             Return* back, PyThreadState** ending)
+                             Return* back, PyThreadState** ending,
+                             bool* keeps_gilstate)
     ABSL_NO_THREAD_SAFETY_ANALYSIS {
   ThreadStateCache& cache = ThreadStateCache::Get();
   const uint64_t generation = Gate::Get().generation();
@@ -141,8 +136,10 @@ absl::Status AttachForEnding(InterpControl& control, Record& record,
                    ? back->previous
                    : cache.FindOrCreate(record, Gate::Get().main_interpreter(),
                                         generation);
-  PyThreadState* tstate = cache.TakeOwn(record, control.interp, generation);
-  if (tstate == nullptr) tstate = PyThreadState_New(control.interp);
+  PyInterpreterState* interp = control.interp.load(std::memory_order_acquire);
+  PyThreadState* tstate =
+      cache.TakeOwn(record, interp, generation, keeps_gilstate);
+  if (tstate == nullptr) tstate = PyThreadState_New(interp);
   if (back->home == nullptr || tstate == nullptr) {
     return absl::ResourceExhaustedError(
         "pyscope: PyThreadState_New failed (out of memory)");
@@ -185,10 +182,12 @@ void JoinPythonThreads() PYSCOPE_REQUIRES_GIL {
 // already initialized" at the next PyThreadState_New), and goes back.
 absl::Status GiveUpEnding(InterpControl& control, Record& record,
                           const Return& back, PyThreadState* ending,
+                          bool keeps_gilstate,
                           int foreign) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   PyEval_SaveThread();
-  ThreadStateCache::Get().Adopt(record, control.interp, ending,
-                                Gate::Get().generation());
+  ThreadStateCache::Get().Adopt(
+      record, control.interp.load(std::memory_order_acquire), ending,
+      Gate::Get().generation(), keeps_gilstate);
   if (back.previous != nullptr) PyEval_RestoreThread(back.previous);
   return absl::FailedPreconditionError(absl::StrCat(
       "pyscope: sub-interpreter ", control.id, " was not ended: it still has ",
@@ -201,14 +200,16 @@ absl::Status GiveUpEnding(InterpControl& control, Record& record,
 
 // Step 6: Py_EndInterpreter, then back to where the thread was.
 void EndAndGoBack(InterpControl& control, const Return& back,
-                  PyThreadState* ending) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                  PyThreadState* ending,
+                  bool keeps_gilstate) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   // threading._shutdown() ran in step 4; Py_EndInterpreter would run it
   // again, and on 3.12 a second run on the thread that imported threading
   // fails ("assert tlock is not None", printed as an ignored exception).
   if (PyDict_DelItemString(PyImport_GetModuleDict(), "threading") != 0) {
     PyErr_Clear();
   }
-  PyInterpreterState* interp = control.interp;
+  // (Its deletion must not clear this thread's binding.)
+  if (keeps_gilstate) compat::KeepGilStateBinding(ending, false);
   Py_EndInterpreter(ending);
   // Py_EndInterpreter leaves no thread state current. Before 3.12 the
   // (shared) GIL is still held, from 3.12 none is: PyThreadState_Swap is
@@ -216,7 +217,7 @@ void EndAndGoBack(InterpControl& control, const Return& back,
   // state it installs only when none is held).
   PyThreadState_Swap(back.home);
   if (back.previous == nullptr) PyEval_SaveThread();
-  InterpreterRegistry::Get().Remove(interp);
+  InterpreterRegistry::Get().Remove(&control);
 }
 
 }  // namespace
@@ -239,30 +240,34 @@ absl::Status EndInterpreter(InterpControl& control)
   // 3. Attach to it on this thread.
   Return back{};
   PyThreadState* ending = nullptr;
-  status = AttachForEnding(control, record, &back, &ending);
+  bool keeps_gilstate = false;
+  status = AttachForEnding(control, record, &back, &ending, &keeps_gilstate);
   if (!status.ok()) {
     FinishEnd(control, /*ended=*/false);
     return status;
   }
   // 4. Other threads' cached states go first: if one of those threads
   //    imported threading here, threading._shutdown() waits for its state's
-  //    sentinel lock, which only deleting the state releases. Then join the
+  //    sentinel lock, which only deleting the state releases. (Their
+  //    shortcuts to those states stop at the new epoch.) Then join the
   //    interpreter's Python threads.
   ThreadStateCache& cache = ThreadStateCache::Get();
   const uint64_t generation = Gate::Get().generation();
-  cache.DeleteFor(control.interp, ending, generation);
+  PyInterpreterState* interp = control.interp.load(std::memory_order_acquire);
+  control.epoch.fetch_add(1, std::memory_order_acq_rel);
+  cache.DeleteFor(interp, ending, generation);
   JoinPythonThreads();
   // 5. Refuse, instead of CPython's fatal "not the last thread", while
   //    thread states pyscope did not create remain.
-  if (const int foreign = cache.CountForeign(control.interp, ending);
-      foreign > 0) {
-    status = GiveUpEnding(control, record, back, ending, foreign);
+  if (const int foreign = cache.CountForeign(interp, ending); foreign > 0) {
+    status =
+        GiveUpEnding(control, record, back, ending, keeps_gilstate, foreign);
     FinishEnd(control, /*ended=*/false);
     return status;
   }
-  cache.DeleteFor(control.interp, ending, generation);
+  cache.DeleteFor(interp, ending, generation);
   // 6. End it and go back.
-  EndAndGoBack(control, back, ending);
+  EndAndGoBack(control, back, ending, keeps_gilstate);
   FinishEnd(control, /*ended=*/true);
   return absl::OkStatus();
 }
@@ -294,6 +299,7 @@ SubInterpreterOptions SubInterpreterOptions::Isolated() {
   options.allow_daemon_threads = false;
   options.check_multi_interp_extensions = true;
   options.gil = Gil::kOwn;
+  options.pygilstate_follows_scope = false;
   return options;
 }
 
@@ -379,14 +385,18 @@ absl::Status SubInterpreter::CreateInterpreter() {
   PyThreadState_Swap(before);
 
   const uint64_t generation = detail::Gate::Get().generation();
-  detail::ThreadStateCache::Get().Adopt(detail::ThisRecord(), interp, created,
-                                        generation);
+  detail::InterpreterRegistry& registry = detail::InterpreterRegistry::Get();
   control_ = std::make_shared<detail::InterpControl>();
-  control_->interp = interp;
   control_->id = id_;
   control_->generation = generation;
+  control_->uid = registry.NextUid();
   control_->end_deadline = options_.end_deadline;
-  detail::InterpreterRegistry::Get().Add(control_);
+  control_->rebind_gilstate = options_.pygilstate_follows_scope;
+  control_->interp.store(interp, std::memory_order_release);
+  detail::ThreadStateCache::Get().Adopt(
+      detail::ThisRecord(), interp, created, generation,
+      !control_->rebind_gilstate && detail::compat::kCanKeepGilStateBinding);
+  registry.Add(control_);
   return absl::OkStatus();
 }
 
@@ -406,14 +416,13 @@ absl::Status SubInterpreter::End() {
 
 bool SubInterpreter::alive() const {
   if (control_ == nullptr) return false;
-  detail::CoreLock lock(&control_->mu);
-  return !control_->ended;
+  return control_->phase.load(std::memory_order_acquire) !=
+         detail::InterpControl::kEnded;
 }
 
 PyInterpreterState* SubInterpreter::interpreter_state() const {
   if (control_ == nullptr) return nullptr;
-  detail::CoreLock lock(&control_->mu);
-  return control_->interp;
+  return control_->interp.load(std::memory_order_acquire);
 }
 
 GILGuard::GILGuard(SubInterpreter& interpreter, SourceLocation where)

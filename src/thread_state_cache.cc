@@ -14,20 +14,11 @@
 #include "misuse.h"
 
 namespace pyscope::detail {
-namespace {
+__thread ThreadRecord* this_thread_record
+    __attribute__((tls_model("initial-exec"))) = nullptr;
 
-// The hot path reads only this pointer (one load); cleared when the
-// thread's record retires.
-PYSCOPE_INTERNAL_FAST_TLS Record* tls_record = nullptr;
-
-}  // namespace
-
-ThreadRecord& ThisThread() noexcept {
-  Record* record = tls_record;
-  if (__builtin_expect(record == nullptr, 0)) {
-    record = &ThreadStateCache::Get().ThisThreadRecord();
-  }
-  return *record;
+ThreadRecord& NewThreadRecord() noexcept {
+  return ThreadStateCache::Get().ThisThreadRecord();
 }
 
 std::string DescribeThread(const Record& record) {
@@ -62,7 +53,7 @@ Record& ThreadStateCache::ThisThreadRecord() {
   }
   Gate::Get().Register(record->slot);
   exit_slot->Set(record);
-  tls_record = record;
+  this_thread_record = record;
   return *record;
 }
 
@@ -72,7 +63,7 @@ void ThreadStateCache::Retire(void* pointer) {
   const bool scopes_open = record->level > 0;
   if (scopes_open) cache.RecoverFromExitInsideScopes(*record);
   cache.FreeAtThreadExit(*record);
-  tls_record = nullptr;
+  this_thread_record = nullptr;
   Gate::Get().Unregister(record->slot);
   {
     CoreLock lock(&cache.mu_);
@@ -114,11 +105,13 @@ void ThreadStateCache::RecoverFromExitInsideScopes(Record& record)
       CoreLock lock(&record.mu);
       for (auto it = record.owned.begin(); it != record.owned.end(); ++it) {
         if (it->tstate == current) {
+          if (it->keeps_gilstate) compat::KeepGilStateBinding(current, false);
           record.owned.erase(it);
           owned = true;
           break;
         }
       }
+      if (record.sub_tstate == current) record.sub_tstate = nullptr;
       if (record.main_tstate == current) record.main_tstate = nullptr;
     }
     if (owned) {
@@ -128,7 +121,14 @@ void ThreadStateCache::RecoverFromExitInsideScopes(Record& record)
       PyEval_SaveThread();
     }
   }
-  InterpreterRegistry::Get().LeaveAll(&record);
+  // Leave the sub-interpreters it was inside (innermost first).
+  const int tracked = std::min(record.entered_count, Record::kTrackedEntries);
+  for (int i = tracked - 1; i >= 0; --i) {
+    InterpControl* control =
+        record.entered[i].exchange(nullptr, std::memory_order_relaxed);
+    if (control != nullptr) control->Leave(nullptr);
+  }
+  record.entered_count = 0;
   record.holding = false;
   record.tstate = nullptr;
   record.slot.ForgetColdScopes();
@@ -166,6 +166,7 @@ void ThreadStateCache::FreeAtThreadExit(Record& record)
             continue;
           case InterpreterRegistry::ExitAction::kOrphan:
             orphans_.push_back(entry);
+            control->Leave(nullptr);
             continue;
           case InterpreterRegistry::ExitAction::kDelete:
             break;
@@ -178,6 +179,9 @@ void ThreadStateCache::FreeAtThreadExit(Record& record)
       if (admission.state() == Gate::State::kRunning &&
           !admission.past_point_of_no_return() &&
           admission.generation() == entry.generation) {
+        if (entry.keeps_gilstate) {
+          compat::KeepGilStateBinding(entry.tstate, false);
+        }
         PyEval_RestoreThread(entry.tstate);
         PyThreadState_Clear(entry.tstate);
         PyThreadState_DeleteCurrent();
@@ -188,13 +192,13 @@ void ThreadStateCache::FreeAtThreadExit(Record& record)
       // The runtime is finalizing: a sub-interpreter's state is left to the
       // thread that ends the interpreter (otherwise it would count as a
       // thread state pyscope did not create, and the end would be
-      // refused). The thread is still inside it, so that end has not
+      // refused). The thread is still counted in, so that end has not
       // started deleting orphans yet.
       if (!deleted) {
         CoreLock lock(&mu_);
         orphans_.push_back(entry);
       }
-      control->Leave(&record);
+      control->Leave(nullptr);
     }
   }
 }
@@ -245,23 +249,79 @@ PyThreadState* ThreadStateCache::FindOrCreate(Record& record,
   return created;
 }
 
+PyThreadState* ThreadStateCache::ForSubInterpreter(Record& record,
+                                                   InterpControl& control,
+                                                   uint64_t generation) {
+  const uint64_t epoch = control.epoch.load(std::memory_order_acquire);
+  if (record.sub_tstate != nullptr && record.sub_uid == control.uid &&
+      record.sub_epoch == epoch && control.generation == generation) {
+    return record.sub_tstate;
+  }
+  PyInterpreterState* interp = control.interp.load(std::memory_order_acquire);
+  PyThreadState* tstate = nullptr;
+  {
+    CoreLock lock(&record.mu);
+    for (const OwnedThreadState& owned : record.owned) {
+      if (owned.interp == interp && owned.generation == generation) {
+        tstate = owned.tstate;
+      }
+    }
+  }
+  if (tstate == nullptr) {
+    // The thread's main-interpreter state first, so that CPython's
+    // PyGILState binding of the thread starts on the main interpreter.
+    if (PyGILState_GetThisThreadState() == nullptr &&
+        FindOrCreate(record, Gate::Get().main_interpreter(), generation) ==
+            nullptr) {
+      return nullptr;
+    }
+    tstate = PyThreadState_New(interp);
+    if (tstate == nullptr) return nullptr;
+    const bool keep =
+        !control.rebind_gilstate && compat::kCanKeepGilStateBinding;
+    if (keep) compat::KeepGilStateBinding(tstate, true);
+    CoreLock lock(&record.mu);
+    record.owned.push_back({interp, generation, tstate, keep});
+  }
+  record.sub_uid = control.uid;
+  record.sub_epoch = epoch;
+  record.sub_tstate = tstate;
+  return tstate;
+}
+
+std::vector<std::string> ThreadStateCache::DescribeThreadsInside(
+    const InterpControl& control) {
+  std::vector<std::string> threads;
+  CoreLock lock(&mu_);
+  for (Record* record : records_) {
+    if (record->IsInside(&control)) threads.push_back(DescribeThread(*record));
+  }
+  return threads;
+}
+
 void ThreadStateCache::Adopt(Record& record, PyInterpreterState* interp,
-                             PyThreadState* tstate, uint64_t generation) {
+                             PyThreadState* tstate, uint64_t generation,
+                             bool keeps_gilstate) {
+  if (keeps_gilstate) compat::KeepGilStateBinding(tstate, true);
   CoreLock lock(&record.mu);
-  record.owned.push_back({interp, generation, tstate});
+  record.owned.push_back({interp, generation, tstate, keeps_gilstate});
 }
 
 PyThreadState* ThreadStateCache::TakeOwn(Record& record,
                                          PyInterpreterState* interp,
-                                         uint64_t generation) {
+                                         uint64_t generation,
+                                         bool* keeps_gilstate) {
   CoreLock lock(&record.mu);
   for (auto it = record.owned.begin(); it != record.owned.end(); ++it) {
     if (it->interp == interp && it->generation == generation) {
       PyThreadState* tstate = it->tstate;
+      *keeps_gilstate = it->keeps_gilstate;
+      if (record.sub_tstate == tstate) record.sub_tstate = nullptr;
       record.owned.erase(it);
       return tstate;
     }
   }
+  *keeps_gilstate = false;
   return nullptr;
 }
 
@@ -281,6 +341,7 @@ void ThreadStateCache::DeleteFor(PyInterpreterState* interp,
     for (auto it = record->owned.begin(); it != record->owned.end();) {
       if (it->generation == generation && it->interp == interp &&
           it->tstate != keep) {
+        if (it->keeps_gilstate) compat::KeepGilStateBinding(it->tstate, false);
         PyThreadState_Clear(it->tstate);
         PyThreadState_Delete(it->tstate);
         it = record->owned.erase(it);
@@ -291,6 +352,7 @@ void ThreadStateCache::DeleteFor(PyInterpreterState* interp,
   }
   for (auto it = orphans_.begin(); it != orphans_.end();) {
     if (it->interp == interp) {
+      if (it->keeps_gilstate) compat::KeepGilStateBinding(it->tstate, false);
       PyThreadState_Clear(it->tstate);
       PyThreadState_Delete(it->tstate);
       it = orphans_.erase(it);

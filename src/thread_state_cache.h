@@ -26,22 +26,55 @@ struct OwnedThreadState {
   PyInterpreterState* interp;
   uint64_t generation;
   PyThreadState* tstate;
+  // Marked (compat::KeepGilStateBinding) so that attaching it leaves the
+  // thread's PyGILState binding alone; unmarked before it is deleted.
+  bool keeps_gilstate = false;
 };
 
+struct InterpControl;
+
 // Everything pyscope keeps for one OS thread. The ThreadRecord part is what
-// the guards' inline paths use; the rest only the core. Fields that are not
-// atomic or guarded are touched by the owning thread only.
+// the guards' inline paths use (with the thread's cached main-interpreter
+// state and its admission words); the rest only the core. Fields that are
+// not atomic or guarded are touched by the owning thread only.
 struct Record : ThreadRecord {
-  explicit Record(platform::ThreadIdentity who) : slot(who) {}
+  explicit Record(platform::ThreadIdentity who) : slot(who, admission) {}
 
   Gate::Slot slot;
-  // The generation under which the outermost scope attached: a re-attach
-  // under another generation would touch freed interpreter state.
-  uint64_t scope_generation = 0;
-  // This thread's main-interpreter state under `main_generation` (one
-  // pyscope owns, or the initializing thread's), used without a look-up.
-  PyThreadState* main_tstate = nullptr;
-  uint64_t main_generation = 0;
+
+  // The sub-interpreters this thread is inside, innermost last (for End's
+  // report of who is still inside, and to leave them if the thread exits
+  // inside). Written by the owner; read by other threads.
+  static constexpr int kTrackedEntries = 8;
+  std::atomic<InterpControl*> entered[kTrackedEntries] = {};
+  int entered_count = 0;  // may exceed kTrackedEntries (then not all listed)
+  void EnterControl(InterpControl* control) {
+    if (entered_count < kTrackedEntries) {
+      entered[entered_count].store(control, std::memory_order_relaxed);
+    }
+    ++entered_count;
+  }
+  void LeaveControl(const InterpControl* control) {
+    (void)control;
+    if (entered_count == 0) return;
+    --entered_count;
+    if (entered_count < kTrackedEntries) {
+      entered[entered_count].store(nullptr, std::memory_order_relaxed);
+    }
+  }
+  bool IsInside(const InterpControl* control) const {
+    for (const auto& slot : entered) {
+      if (slot.load(std::memory_order_relaxed) == control) return true;
+    }
+    return false;
+  }
+
+  // The last sub-interpreter state this thread used, keyed by its control
+  // block's uid and epoch (owner only): entry without a look-up.
+  uint64_t sub_uid = 0;
+  uint64_t sub_epoch = 0;
+  PyThreadState* sub_tstate = nullptr;
+
   // Set when the thread exited with guard scopes open; the record is then
   // kept, never freed, for the leaked guards to find.
   std::atomic<bool> exited{false};
@@ -72,15 +105,24 @@ class ThreadStateCache {
   PyThreadState* FindOrCreate(Record& record, PyInterpreterState* interp,
                               uint64_t generation);
 
+  // The calling thread's state for the sub-interpreter of `control` (which
+  // the thread has entered), through the record's shortcut first.
+  PyThreadState* ForSubInterpreter(Record& record, InterpControl& control,
+                                   uint64_t generation);
+
+  // The threads inside `control`'s interpreter, described (for End's
+  // report).
+  std::vector<std::string> DescribeThreadsInside(const InterpControl& control);
+
   // Records `tstate` (created elsewhere) as the calling thread's state for
   // `interp` under `generation`.
   void Adopt(Record& record, PyInterpreterState* interp, PyThreadState* tstate,
-             uint64_t generation);
+             uint64_t generation, bool keeps_gilstate = false);
 
   // Removes and returns the calling thread's state for `interp` (null if it
   // has none), so that the thread ending the interpreter can use it.
   PyThreadState* TakeOwn(Record& record, PyInterpreterState* interp,
-                         uint64_t generation);
+                         uint64_t generation, bool* keeps_gilstate);
 
   // Whether `tstate` is one pyscope created for this thread.
   bool Owns(Record& record, PyThreadState* tstate);

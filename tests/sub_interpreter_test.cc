@@ -490,13 +490,15 @@ TEST_CASE("GILGuard() from code running in a sub-interpreter stays there") {
 // From 3.12 CPython binds PyGILState to the thread state a thread attaches,
 // so C code that calls PyGILState_Ensure while the thread runs in a
 // sub-interpreter (a ctypes callback, an extension's callback) stays in that
-// sub-interpreter. pyscope's scopes must keep that working. (Before 3.12
-// PyGILState_Ensure inside a sub-interpreter deadlocks in CPython itself.)
+// sub-interpreter. pyscope's scopes keep that working where
+// pygilstate_follows_scope asks for it. (Before 3.12 PyGILState_Ensure
+// inside a sub-interpreter deadlocks in CPython itself.)
 PYSCOPE_SCENARIO(PyGILStateInsideSubInterpreter) {
   pyscope::ScopedRuntime runtime(pyscope_test::TestOptions());
   for (const auto& entry : CreatableOptions()) {
     const char* name = entry.first;
-    const SubInterpreterOptions& options = entry.second;
+    SubInterpreterOptions options = entry.second;
+    options.pygilstate_follows_scope = true;
     std::printf("options=%s\n", name);
     SubInterpreter sub(options);
     auto ensure_stays = [&sub] {
@@ -523,6 +525,58 @@ doubled = callback(21)
     }
   }
   return FinishScenario(runtime);
+}
+
+// With pygilstate_follows_scope off (Isolated()'s default), entering and
+// leaving an own-GIL interpreter never takes the main GIL: a worker goes in
+// and out while another thread holds the main GIL throughout, and the
+// thread's PyGILState binding never leaves its main state.
+PYSCOPE_SCENARIO(OwnGilEntryNeverTakesMainGil) {
+  pyscope::ScopedRuntime runtime(pyscope_test::TestOptions());
+  SubInterpreter sub(SubInterpreterOptions::Isolated());
+  std::atomic<bool> main_held{false};
+  std::atomic<bool> done{false};
+  std::atomic<int> round_trips{0};
+  std::atomic<bool> binding_kept{true};
+  std::atomic<bool> worker_ready{false};
+  std::thread worker([&] {
+    PyThreadState* main_state = nullptr;
+    {
+      GILGuard gil;  // the thread's main state exists and is bound
+      main_state = PyThreadState_Get();
+    }
+    worker_ready.store(true);
+    WaitFor(main_held);
+    for (int i = 0; i < 200; ++i) {
+      GILGuard gil(sub);
+      if (PyGILState_GetThisThreadState() != main_state) {
+        binding_kept.store(false);
+      }
+      round_trips.fetch_add(1);
+    }
+    if (PyGILState_GetThisThreadState() != main_state)
+      binding_kept.store(false);
+    done.store(true);
+  });
+  WaitFor(worker_ready);
+  {
+    GILGuard gil;  // held until the worker is done (or the test times out)
+    main_held.store(true);
+    while (!done.load()) std::this_thread::yield();
+  }
+  worker.join();
+  std::printf("round_trips=%d\n", round_trips.load());
+  EXPECT_IN_CHILD(round_trips.load() == 200);
+  EXPECT_IN_CHILD(binding_kept.load());
+  return FinishScenario(runtime);
+}
+
+TEST_CASE("own-GIL entry and exit never take the main GIL") {
+  if (!kOwnGilAvailable) {
+    MESSAGE("no own GIL before CPython 3.12");
+    return;
+  }
+  ExpectScenarioPasses("OwnGilEntryNeverTakesMainGil", absl::Seconds(20));
 }
 
 TEST_CASE("PyGILState_Ensure inside a sub-interpreter scope stays there") {

@@ -112,7 +112,7 @@ class ABSL_SCOPED_LOCKABLE [[nodiscard]] GILGuard {
       --scope_.record->level;
       return;
     }
-    detail::DetachSlow(scope_, attachment_);
+    Release();
   }
 
   // Whether the GIL is held (always true for the throwing constructor).
@@ -124,18 +124,35 @@ class ABSL_SCOPED_LOCKABLE [[nodiscard]] GILGuard {
   const absl::Status& status() const noexcept { return status_; }
 
  private:
-  void Acquire() {
+  // The nested case stays in the caller; the others are out of its way.
+  PYSCOPE_INTERNAL_ALWAYS_INLINE void Acquire() {
     scope_ = detail::OpenScope();
     if (scope_.prev_holding && detail::StillAttached(scope_)) {
       attachment_.mode = detail::AttachMode::kNested;
       return;
     }
+    Attach();
+  }
+
+  PYSCOPE_INTERNAL_NOINLINE void Attach() {
+    if (detail::AttachCachedFast(scope_, where_)) {
+      attachment_.mode = detail::AttachMode::kRestored;
+      return;
+    }
     detail::AttachSlow(scope_, where_, &attachment_, &status_);
+  }
+
+  PYSCOPE_INTERNAL_NOINLINE void Release() {
+    if (attachment_.mode == detail::AttachMode::kRestored &&
+        attachment_.interp == nullptr && detail::DetachRestoredFast(scope_)) {
+      return;
+    }
+    detail::DetachSlow(scope_, attachment_);
   }
 
   void Enter(detail::InterpControl* interp) {
     scope_ = detail::OpenScope();
-    status_ = detail::EnterInterpreter(scope_, interp, where_, &attachment_);
+    detail::EnterInterpreter(scope_, interp, where_, &attachment_, &status_);
   }
 
   detail::Scope scope_;
@@ -175,14 +192,18 @@ class ABSL_SCOPED_LOCKABLE [[nodiscard]] AllowThreads {
       SourceLocation where = SourceLocation::Current())
       ABSL_UNLOCK_FUNCTION(::pyscope::gil)
       : scope_(detail::OpenScope()),
-        saved_(detail::DetachForAllowThreads(scope_, where)),
-        where_(where) {}
+        saved_(detail::DetachForAllowThreadsFast(scope_)),
+        where_(where) {
+    if (saved_ == nullptr)
+      saved_ = detail::DetachForAllowThreads(scope_, where);
+  }
 
   ~AllowThreads() noexcept(false) ABSL_EXCLUSIVE_LOCK_FUNCTION(::pyscope::gil) {
     if (!detail::ScopeEndIsValid(scope_, detail::GuardKind::kAllowThreads,
                                  where_)) {
       return;
     }
+    if (saved_ != nullptr && detail::ReattachFast(scope_, saved_)) return;
     detail::ReattachAfterAllowThreads(scope_, saved_);
   }
 

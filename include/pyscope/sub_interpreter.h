@@ -72,7 +72,27 @@ struct PYSCOPE_API SubInterpreterOptions {
   bool check_multi_interp_extensions = false;
   Gil gil = Gil::kShared;
 
+  // CPython 3.12+: whether PyGILState_Ensure, called by C code while a
+  // thread is inside a scope of this interpreter (a ctypes callback, an
+  // extension module's callback), attaches to this interpreter. CPython
+  // makes every thread state a thread attaches the thread's PyGILState
+  // binding; pyscope then moves the binding back to the thread's main
+  // state when each scope ends (so that no thread's binding points at a
+  // state that ending the interpreter deletes), which attaches the main
+  // interpreter for a moment: it takes the main GIL, about doubles the cost
+  // of a scope, and with an own GIL waits for the main interpreter.
+  // false: the binding stays on the thread's main state, a scope's entry
+  // and exit touch only this interpreter's GIL, and PyGILState_Ensure
+  // inside a scope of this interpreter is not supported (CPython's
+  // documentation: mixing sub-interpreters and the PyGILState API is
+  // unsupported; it deadlocks with a shared GIL, as on every version before
+  // 3.12, and runs in the main interpreter with an own GIL). Before 3.12,
+  // and with a debug build of CPython, it has no effect (as true).
+  // Legacy(): true. Isolated(): false.
+  bool pygilstate_follows_scope = true;
+
   // How long End() waits for scopes on other threads to leave.
+  // absl::InfiniteDuration(): until they do. Negative: kInvalidArgument.
   absl::Duration end_deadline = absl::Seconds(5);
 };
 

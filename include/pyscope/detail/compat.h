@@ -165,6 +165,35 @@ inline void ForgetPathConfiguration() {
 inline constexpr bool kThreadingShutdownWaitsForImporter =
     PY_VERSION_HEX < 0x030D0000;
 
+// 3.12 to 3.14: whether a thread state can be kept from taking the thread's
+// PyGILState binding when it is attached. CPython binds every state it
+// attaches unless the state's `_status.bound_gilstate` bit is already set
+// (tstate_activate in Python/pystate.c); pyscope sets that bit on the
+// sub-interpreter states it creates for interpreters whose scopes should
+// leave the binding on the thread's main state, and clears it again
+// before any such state is deleted (tstate_delete_common would otherwise
+// clear the deleting thread's binding). Not on debug builds of CPython,
+// whose assertions check the bit against the binding; before 3.12 there is
+// nothing to keep (attaching does not bind); 3.15 is not checked here.
+inline constexpr bool kCanKeepGilStateBinding =
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030F0000 && \
+    !defined(Py_DEBUG)
+    true;
+#else
+    false;
+#endif
+
+// Sets (keep) or clears the mark described at kCanKeepGilStateBinding.
+inline void KeepGilStateBinding(PyThreadState* tstate, bool keep) {
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030F0000 && \
+    !defined(Py_DEBUG)
+  tstate->_status.bound_gilstate = keep ? 1 : 0;
+#else
+  (void)tstate;
+  (void)keep;
+#endif
+}
+
 // Fetches and clears the raised exception as a single (normalized) object,
 // or returns null when none is set. Requires the GIL.
 inline PyObject* FetchRaisedException() PYSCOPE_REQUIRES_GIL {

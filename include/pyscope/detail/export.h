@@ -15,4 +15,14 @@
 #define PYSCOPE_API
 #endif
 
+// Inlining hints for the guards: the nested case inline in the caller, the
+// rest one call away, so that a nested guard costs no register spills.
+#if defined(__GNUC__)
+#define PYSCOPE_INTERNAL_ALWAYS_INLINE inline __attribute__((always_inline))
+#define PYSCOPE_INTERNAL_NOINLINE __attribute__((noinline))
+#else
+#define PYSCOPE_INTERNAL_ALWAYS_INLINE inline
+#define PYSCOPE_INTERNAL_NOINLINE
+#endif
+
 #endif  // PYSCOPE_DETAIL_EXPORT_H_
