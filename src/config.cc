@@ -427,6 +427,13 @@ absl::Status ValidateRuntimeOptions(const RuntimeOptions& options) {
                      static_cast<int>(options.preset),
                      " (use Preset::kIsolated or Preset::kPython)"));
   }
+  if (options.reinit_hazards != RuntimeOptions::ReinitHazards::kRefuse &&
+      options.reinit_hazards != RuntimeOptions::ReinitHazards::kWarnAndTry) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "pyscope: RuntimeOptions::reinit_hazards has the invalid value ",
+        static_cast<int>(options.reinit_hazards),
+        " (use ReinitHazards::kRefuse or ReinitHazards::kWarnAndTry)"));
+  }
   absl::Status status = CheckString(options.program_name, "program_name");
   if (status.ok()) status = CheckString(options.home, "home");
   if (status.ok()) status = CheckStrings(options.argv, "argv");

@@ -24,6 +24,7 @@
 #include "interpreter_registry.h"
 #include "lock.h"
 #include "misuse.h"
+#include "platform.h"
 #include "pyscope/error.h"
 #include "pyscope/exec.h"
 #include "thread_state_cache.h"
@@ -44,6 +45,9 @@ struct Process {
   std::vector<ScopedRuntime::ExitCallback> exit_callbacks ABSL_GUARDED_BY(mu);
   // Why CPython cannot start again in this process, once that happened.
   std::string poisoned_by ABSL_GUARDED_BY(mu);
+  // What finalized runtimes left that makes re-initialization unsafe
+  // (RuntimeOptions::ReinitHazards), in the order found.
+  std::vector<std::string> reinit_hazards ABSL_GUARDED_BY(mu);
   // Written and read by the runtime's own thread.
   Record* initializer = nullptr;
   PyThreadState* init_tstate = nullptr;
@@ -150,13 +154,49 @@ absl::Status Claim(const ScopedRuntime* runtime, const SourceLocation& where) {
       "pyscope: a ScopedRuntime is already live in this process");
 }
 
+// 2. Refuse, or warn, when an earlier runtime left a hazard for
+// re-initialization (see RuntimeOptions::ReinitHazards).
+absl::Status CheckReinitHazards(const RuntimeOptions& options) {
+  const std::vector<std::string> hazards = PendingReinitHazards();
+  if (hazards.empty()) return absl::OkStatus();
+  const std::string text = absl::StrCat(
+      "a runtime finalized earlier in this process left what CPython ",
+      PY_MAJOR_VERSION, ".", PY_MINOR_VERSION,
+      " does not survive re-initialization: ", absl::StrJoin(hazards, "; "),
+      ". Importing such a module again (or running after such threads) can "
+      "abort or crash the process (docs/pitfalls.md)");
+  if (options.reinit_hazards != RuntimeOptions::ReinitHazards::kWarnAndTry) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "pyscope: ", text,
+        ". Start Python in a new process, or set RuntimeOptions::"
+        "reinit_hazards = ReinitHazards::kWarnAndTry to try anyway."));
+  }
+  const std::string warning =
+      absl::StrCat("pyscope: warning: ", text, "; starting anyway as asked.");
+  if (!options.reinit_warning) {
+    std::fprintf(stderr, "%s\n", warning.c_str());
+    return absl::OkStatus();
+  }
+  try {
+    options.reinit_warning(warning);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat(
+        "pyscope: RuntimeOptions::reinit_warning threw: ", e.what()));
+  } catch (...) {
+    return absl::InternalError(
+        "pyscope: RuntimeOptions::reinit_warning threw a non-standard "
+        "exception");
+  }
+  return absl::OkStatus();
+}
+
 void ReleaseClaim() {
   Process& process = GetProcess();
   CoreLock lock(&process.mu);
   process.live = nullptr;
 }
 
-// 2a. Adopt: the host started CPython.
+// 3a. Adopt: the host started CPython.
 absl::Status CheckHostStarted() {
   if (!Py_IsInitialized()) {
     return absl::FailedPreconditionError(
@@ -165,7 +205,7 @@ absl::Status CheckHostStarted() {
   return absl::OkStatus();
 }
 
-// 2b. Start CPython from `options` and release the GIL (principle 1: no
+// 3b. Start CPython from `options` and release the GIL (principle 1: no
 // ambient GIL; the initializing thread gets it back through GILGuard like
 // any other thread). `*init_tstate` is the thread's main thread state.
 // `*poisoned` is set when CPython failed half way and cannot be started
@@ -216,7 +256,7 @@ absl::Status StartPython(const RuntimeOptions& options,
   return absl::OkStatus();
 }
 
-// 3. Open the gate; the initializing thread keeps its state cached.
+// 4. Open the gate; the initializing thread keeps its state cached.
 void OpenGate(PyInterpreterState* main, PyThreadState* init_tstate) {
   Process& process = GetProcess();
   Record& self = detail::ThisRecord();
@@ -366,7 +406,81 @@ void ReleaseThreadingImporter() PYSCOPE_REQUIRES_GIL {
   PyErr_Clear();
 }
 
-// 6. Py_FinalizeEx, or hands the interpreter back: to the host (adopted),
+// The number of Python daemon threads of the main interpreter still running
+// (threads CPython made for native threads, _DummyThread, do not count).
+// Requires the GIL.
+long RunningDaemonThreads() PYSCOPE_REQUIRES_GIL {
+  if (PyDict_GetItemString(PyImport_GetModuleDict(), "threading") == nullptr) {
+    return 0;
+  }
+  PyObject* globals = PyDict_New();
+  if (globals == nullptr || PyDict_SetItemString(globals, "__builtins__",
+                                                 PyEval_GetBuiltins()) != 0) {
+    Py_XDECREF(globals);
+    PyErr_Clear();
+    return 0;
+  }
+  PyObject* count = PyRun_String(
+      "(lambda t: sum(1 for x in t.enumerate() if x.daemon and x.is_alive() "
+      "and not isinstance(x, t._DummyThread) and x is not t.current_thread()"
+      "))(__import__('threading'))",
+      Py_eval_input, globals, globals);
+  Py_DECREF(globals);
+  const long result = count != nullptr ? PyLong_AsLong(count) : 0;
+  Py_XDECREF(count);
+  PyErr_Clear();
+  return result;
+}
+
+// 6. Notes, for the next runtime, what this one leaves that re-initializing
+// CPython does not survive: known extension modules in sys.modules or
+// loaded (also by sub-interpreters: their shared objects stay mapped), and
+// Python daemon threads still running (Py_FinalizeEx does not wait for
+// them). Requires the GIL.
+void NoteReinitHazards(bool adopted) PYSCOPE_REQUIRES_GIL {
+  if (adopted) return;  // the host finalizes, and decides what comes next
+  const uint64_t generation = Gate::Get().generation();
+  std::vector<std::string> found;
+  PyObject* modules = PyImport_GetModuleDict();  // borrowed
+  const std::vector<std::string> loaded =
+      detail::platform::LoadedSharedObjectStems();
+  size_t count = 0;
+  const detail::compat::ReinitUnsafeModule* unsafe =
+      detail::compat::ReinitUnsafeModules(&count);
+  for (size_t i = 0; i < count; ++i) {
+    const bool imported =
+        PyDict_GetItemString(modules, unsafe[i].module) != nullptr;
+    bool mapped = false;
+    for (const std::string& stem : loaded)
+      mapped |= stem == unsafe[i].shared_object;
+    if (imported || mapped) {
+      found.push_back(absl::StrCat("extension module ", unsafe[i].module,
+                                   " (generation ", generation, ")"));
+    }
+  }
+  const long daemons = RunningDaemonThreads();
+  if (daemons > 0) {
+    found.push_back(absl::StrCat(daemons,
+                                 " Python daemon thread(s) running at "
+                                 "finalization (generation ",
+                                 generation, ")"));
+  }
+  if (found.empty()) return;
+  Process& process = GetProcess();
+  CoreLock lock(&process.mu);
+  for (std::string& hazard : found) {
+    // A module loaded once stays loaded: name it once, with the first
+    // generation that loaded it.
+    const std::string key = hazard.substr(0, hazard.find(" (generation"));
+    bool known = false;
+    for (const std::string& old : process.reinit_hazards) {
+      known |= old.substr(0, old.find(" (generation")) == key;
+    }
+    if (!known) process.reinit_hazards.push_back(std::move(hazard));
+  }
+}
+
+// 7. Py_FinalizeEx, or hands the interpreter back: to the host (adopted),
 // or left initialized when a sub-interpreter could not be ended (`subs`).
 absl::Status FinalizePython(Record& self, const FinalizerGil& gil,
                             const absl::Status& subs)
@@ -408,7 +522,7 @@ absl::Status FinalizePython(Record& self, const FinalizerGil& gil,
   return absl::OkStatus();
 }
 
-// 7. Forget every cached thread state (new generation) and the claim.
+// 8. Forget every cached thread state (new generation) and the claim.
 void Forget() {
   Process& process = GetProcess();
   process.init_tstate = nullptr;
@@ -467,7 +581,11 @@ absl::Status ScopedRuntime::Initialize(bool adopt) {
   absl::Status status = Claim(this, where_);
   if (!status.ok()) return status;
   auto release_claim = absl::MakeCleanup(&ReleaseClaim);
-  // 2. Start CPython, or adopt the host's.
+  // 2. Refuse (or warn) after a generation that re-initialization does
+  //    not survive.
+  if (!adopt) status = CheckReinitHazards(options_);
+  if (!status.ok()) return status;
+  // 3. Start CPython, or adopt the host's.
   PyThreadState* init_tstate = nullptr;
   bool poisoned = false;
   status = adopt ? CheckHostStarted()
@@ -479,7 +597,7 @@ absl::Status ScopedRuntime::Initialize(bool adopt) {
   }
   if (!status.ok()) return status;
   main_interp_ = PyInterpreterState_Main();
-  // 3. Open the gate.
+  // 4. Open the gate.
   OpenGate(main_interp_, init_tstate);
   std::move(release_claim).Cancel();
   adopted_ = adopt;
@@ -526,9 +644,11 @@ absl::Status ScopedRuntime::Finalize() {
   // 5. Exit callbacks.
   FinalizerGil gil{adopted_};
   KeepFirstError(result, RunExitCallbacks(self, &gil));
-  // 6. Py_FinalizeEx.
+  // 6. Note what the next runtime must know.
+  NoteReinitHazards(adopted_);
+  // 7. Py_FinalizeEx.
   KeepFirstError(result, FinalizePython(self, gil, subs));
-  // 7. Forget.
+  // 8. Forget.
   Forget();
   finalized_ = true;
   finalize_status_ = result;
@@ -547,6 +667,12 @@ RuntimeState GetRuntimeState() {
       break;
   }
   return RuntimeState::kFinalized;
+}
+
+std::vector<std::string> PendingReinitHazards() {
+  Process& process = GetProcess();
+  CoreLock lock(&process.mu);
+  return process.reinit_hazards;
 }
 
 uint64_t RuntimeGeneration() { return Gate::Get().generation(); }

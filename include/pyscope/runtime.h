@@ -118,6 +118,28 @@ struct PYSCOPE_API RuntimeOptions {
   // scopes to leave them before finalizing anyway (see ScopedRuntime).
   // Negative: kInvalidArgument; absl::InfiniteDuration(): waits for them.
   absl::Duration drain_deadline = absl::Seconds(5);
+
+  // What construction does when an earlier runtime in this process left a
+  // hazard for re-initializing CPython: it loaded an extension module known
+  // not to survive re-initialization (a later import of it aborts or
+  // crashes the process; on 3.12 e.g. _decimal, _datetime, _ctypes; numpy
+  // on every version; the list is docs/reliability.md's), or Python daemon
+  // threads were still running when it finalized (the next runtime then
+  // crashes in a share of runs). See PendingReinitHazards().
+  enum class ReinitHazards {
+    // Construction fails with kFailedPrecondition naming the hazards;
+    // nothing is started. The default.
+    kRefuse,
+    // Construction calls reinit_warning (or writes to stderr when it is
+    // empty) with the same text, then starts CPython anyway.
+    kWarnAndTry,
+  };
+  ReinitHazards reinit_hazards = ReinitHazards::kRefuse;
+
+  // Receives the warning under ReinitHazards::kWarnAndTry, on the
+  // constructing thread, before CPython starts. An exception it throws
+  // fails construction with kInternal.
+  std::function<void(const std::string& warning)> reinit_warning;
 };
 
 // Checks `options` without starting anything: kInvalidArgument for an
@@ -125,7 +147,7 @@ struct PYSCOPE_API RuntimeOptions {
 // module_search_paths, prepend_sys_path) with a NUL byte or invalid UTF-8,
 // or a negative drain deadline. ScopedRuntime runs it first; the file system
 // checks (standard library, encodings) happen at construction, on the final
-// PyConfig.
+// PyConfig. (Also kInvalidArgument: an unknown reinit_hazards value.)
 PYSCOPE_API absl::Status ValidateRuntimeOptions(const RuntimeOptions& options);
 
 // Owns the embedded interpreter for its lifetime. Not copyable or movable.
@@ -142,13 +164,21 @@ PYSCOPE_API absl::Status ValidateRuntimeOptions(const RuntimeOptions& options);
 //      already inside GILGuard scopes to leave them;
 //   3. takes the GIL and runs the exit callbacks (last added, first run)
 //      while Python still works;
-//   4. calls Py_FinalizeEx (which joins non-daemon Python threads) and
+//   4. notes what the next runtime in this process will not survive
+//      (extension modules known not to survive re-initialization, Python
+//      daemon threads still running; see RuntimeOptions::ReinitHazards);
+//   5. calls Py_FinalizeEx (which joins non-daemon Python threads) and
 //      reports a non-zero result;
-//   5. forgets every thread state pyscope cached, so a new ScopedRuntime can
+//   6. forgets every thread state pyscope cached, so a new ScopedRuntime can
 //      initialize Python again in the same process.
 // Threads still inside a guard after the deadline are named in the returned
 // status (kDeadlineExceeded); if they later try to take the GIL back they
 // are ended by stack unwinding, exactly as CPython ends daemon threads.
+//
+// Re-initialization: after a runtime that loaded a module known not to
+// survive it, or that finalized with Python daemon threads running, a new
+// ScopedRuntime is refused with kFailedPrecondition naming them, unless
+// options.reinit_hazards says to warn and try anyway.
 //
 // One ScopedRuntime at a time: a second live one is Misuse::kSecondRuntime.
 // If the host already initialized Python, construction fails with
@@ -232,6 +262,13 @@ enum class RuntimeState {
   kFinalized,   // Py_FinalizeEx returned (a new ScopedRuntime may start)
 };
 PYSCOPE_API RuntimeState GetRuntimeState();
+
+// What runtimes finalized earlier in this process left that makes
+// re-initializing CPython unsafe (see RuntimeOptions::ReinitHazards), one
+// entry per hazard, e.g. "extension module _decimal (generation 2)" or
+// "2 Python daemon threads running at finalization (generation 4)". Empty
+// when none. Thread-safe.
+PYSCOPE_API std::vector<std::string> PendingReinitHazards();
 
 // Incremented by every initialization and finalization; thread states
 // cached under an older generation are never used again.

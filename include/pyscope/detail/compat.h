@@ -11,6 +11,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <cstddef>
+
 #include "pyscope/annotations.h"
 
 #if PY_VERSION_HEX < 0x03090000
@@ -195,6 +197,51 @@ inline void SetSafePath(PyConfig* config, bool safe) {
   (void)config;
   (void)safe;
 #endif
+}
+
+// An extension module that does not survive re-initialization of CPython
+// in one process: once a generation loaded it, importing it again in a
+// later generation aborts or crashes the process (its C-level static state
+// outlives Py_FinalizeEx). Measured with a raw Py_InitializeFromConfig /
+// import / Py_FinalizeEx loop (tests/reinit/raw_reinit.c, run by
+// tests/reliability/reinit_soak.cc; docs/reliability.md has the outcomes):
+// 3.9.18, 3.10.13 and 3.13.0 survive every stdlib extension module; 3.11.7
+// (pyenv and Debian's) aborts in _zoneinfo; 3.12.1 aborts or crashes in the
+// modules listed for it. numpy (1.x, Debian's python3-numpy) is listed for
+// every version: NumPy states it cannot be reloaded in a process.
+struct ReinitUnsafeModule {
+  const char* module;         // the name in sys.modules
+  const char* shared_object;  // the file's name up to the first '.'
+};
+
+// The modules known not to survive re-initialization on this CPython
+// (minor version); `*count` receives their number.
+inline const ReinitUnsafeModule* ReinitUnsafeModules(size_t* count) {
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+  static constexpr ReinitUnsafeModule kModules[] = {
+      {"numpy", "_multiarray_umath"},
+      {"_asyncio", "_asyncio"},
+      {"_ctypes", "_ctypes"},
+      {"_datetime", "_datetime"},
+      {"_decimal", "_decimal"},
+      {"_elementtree", "_elementtree"},
+      {"_hashlib", "_hashlib"},
+      {"_sqlite3", "_sqlite3"},
+      {"_ssl", "_ssl"},
+      {"_zoneinfo", "_zoneinfo"},
+  };
+#elif PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+  static constexpr ReinitUnsafeModule kModules[] = {
+      {"numpy", "_multiarray_umath"},
+      {"_zoneinfo", "_zoneinfo"},
+  };
+#else
+  static constexpr ReinitUnsafeModule kModules[] = {
+      {"numpy", "_multiarray_umath"},
+  };
+#endif
+  *count = sizeof(kModules) / sizeof(kModules[0]);
+  return kModules;
 }
 
 }  // namespace pyscope::detail::compat
