@@ -14,16 +14,19 @@
 // (and exits 3) when an import failed in a later cycle. A module that does
 // not survive re-initialization shows as an abort or a segfault of this
 // program in cycle 2 or later, or as an import error there; the soak
-// (tests/reliability/reinit_soak.cc) runs it in a child process with a
+// (tests/reliability/reinit_soak_test.cc) runs it in a child process with a
 // timeout for every module it lists.
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <stdio.h>
-#include <stdlib.h>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace {
 
 // A small use of each module, so that its state is really created. For
 // modules without an entry, importing is the use.
-static const char* UseOf(const char* module) {
+const char* UseOf(const char* module) {
   static const struct {
     const char* module;
     const char* code;
@@ -52,10 +55,10 @@ static const char* UseOf(const char* module) {
   for (size_t i = 0; i < sizeof kUses / sizeof kUses[0]; ++i) {
     if (strcmp(kUses[i].module, module) == 0) return kUses[i].code;
   }
-  return NULL;
+  return nullptr;
 }
 
-static int Start(void) {
+bool Start() {
   PyConfig config;
   PyConfig_InitIsolatedConfig(&config);
   PyStatus status = Py_InitializeFromConfig(&config);
@@ -63,13 +66,15 @@ static int Start(void) {
   if (PyStatus_Exception(status)) {
     fprintf(stderr, "Py_InitializeFromConfig: %s\n",
             status.err_msg ? status.err_msg : "(no message)");
-    return 0;
+    return false;
   }
-  return 1;
+  return true;
 }
 
+}  // namespace
+
 int main(int argc, char** argv) {
-  setvbuf(stdout, NULL, _IONBF, 0);
+  std::setvbuf(stdout, nullptr, _IONBF, 0);
   if (argc < 3) {
     fprintf(stderr, "usage: %s CYCLES MODULE...\n", argv[0]);
     return 2;
@@ -78,10 +83,10 @@ int main(int argc, char** argv) {
   for (int cycle = 1; cycle <= cycles; ++cycle) {
     if (!Start()) return 4;
     const char* extra_path = getenv("RAW_REINIT_PATH");
-    if (extra_path != NULL) {
+    if (extra_path != nullptr) {
       PyObject* sys_path = PySys_GetObject("path");  // borrowed
       PyObject* entry = PyUnicode_DecodeFSDefault(extra_path);
-      if (sys_path == NULL || entry == NULL ||
+      if (sys_path == nullptr || entry == nullptr ||
           PyList_Append(sys_path, entry) != 0) {
         return 4;
       }
@@ -89,7 +94,7 @@ int main(int argc, char** argv) {
     }
     for (int i = 2; i < argc; ++i) {
       PyObject* module = PyImport_ImportModule(argv[i]);
-      if (module == NULL) {
+      if (module == nullptr) {
         PyErr_Print();
         printf("cycle=%d import-error %s\n", cycle, argv[i]);
         Py_FinalizeEx();
@@ -97,8 +102,8 @@ int main(int argc, char** argv) {
       }
       Py_DECREF(module);
       const char* use =
-          getenv("RAW_REINIT_IMPORT_ONLY") != NULL ? NULL : UseOf(argv[i]);
-      if (use != NULL && PyRun_SimpleString(use) != 0) {
+          getenv("RAW_REINIT_IMPORT_ONLY") != nullptr ? nullptr : UseOf(argv[i]);
+      if (use != nullptr && PyRun_SimpleString(use) != 0) {
         printf("cycle=%d use-error %s\n", cycle, argv[i]);
         Py_FinalizeEx();
         return cycle == 1 ? 5 : 3;
