@@ -113,7 +113,14 @@ int main(int argc, char** argv) {
       printf("cycle=%d finalize-error\n", cycle);
       return 6;
     }
-    printf("cycle=%d ok\n", cycle);
+    // Resident set size after the cycle, to compare with the soak's.
+    long size = 0, resident = 0;
+    FILE* statm = std::fopen("/proc/self/statm", "r");
+    if (statm != nullptr) {
+      if (std::fscanf(statm, "%ld %ld", &size, &resident) != 2) resident = 0;
+      std::fclose(statm);
+    }
+    printf("cycle=%d ok rss_kb=%ld\n", cycle, resident * 4);
   }
   return 0;
 }
