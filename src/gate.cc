@@ -159,6 +159,11 @@ void Gate::PassPointOfNoReturn() {
   WaitForAttaching();
 }
 
+void Gate::MarkPastPointOfNoReturn() {
+  past_point_of_no_return_.store(true, std::memory_order_seq_cst);
+  platform::HeavyFence();
+}
+
 void Gate::MarkFreed() {
   freed_generation_.store(generation_.load(std::memory_order_acquire),
                           std::memory_order_release);

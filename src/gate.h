@@ -139,6 +139,11 @@ class Gate {
   void PassPointOfNoReturn();
   // Returns once no other thread is in the middle of attaching.
   void WaitForAttaching();
+  // The point of no return of a finalization pyscope did not run (a raw
+  // Py_FinalizeEx, noticed from its Py_AtExit hook): the same mark as
+  // PassPointOfNoReturn, without waiting for threads in the middle of
+  // attaching (CPython leaves those blocked on its freed GIL for good).
+  void MarkPastPointOfNoReturn();
   // Py_FinalizeEx returned: this generation's thread states are freed.
   void MarkFreed();
   // kFinalizing -> kFinalized, under a new generation.
