@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -48,6 +49,8 @@ struct Process {
   // What finalized runtimes left that makes re-initialization unsafe
   // (RuntimeOptions::ReinitHazards), in the order found.
   std::vector<std::string> reinit_hazards ABSL_GUARDED_BY(mu);
+  // Set by the Py_AtExit hook when Py_FinalizeEx ran without pyscope.
+  std::atomic<bool> finalized_behind_back{false};
   // Written and read by the runtime's own thread.
   Record* initializer = nullptr;
   PyThreadState* init_tstate = nullptr;
@@ -125,6 +128,30 @@ absl::Status PrependSysPath(const std::vector<std::string>& paths)
 }
 
 // --- Initialization steps ---
+
+// The gate slot of "no thread": the finalizer of a finalization that
+// pyscope did not start, so that no thread may attach as its finalizer.
+detail::Gate::Slot& NobodysSlot() {
+  static detail::Gate::Slot* const slot =
+      new detail::Gate::Slot(detail::platform::ThreadIdentity{});
+  return *slot;
+}
+
+// Registered with Py_AtExit at every start: CPython calls it at the end of
+// every Py_FinalizeEx. When the gate is still open, the host (or Python
+// code) finalized CPython behind pyscope's back: the thread states pyscope
+// cached are freed. Closing the gate makes later guards a kUnavailable
+// status, and marking the generation freed makes a thread that comes back
+// from AllowThreads end by unwinding (as at pyscope's own point of no
+// return) instead of touching freed memory. Finalize() then reports it.
+void NoticeFinalizeBehindOurBack() {
+  Gate& gate = Gate::Get();
+  if (gate.state() != Gate::State::kRunning) return;  // pyscope's own
+  GetProcess().finalized_behind_back.store(true);
+  gate.Close(NobodysSlot());
+  gate.MarkPastPointOfNoReturn();
+  gate.MarkFreed();
+}
 
 // 1. One live runtime per process.
 absl::Status Claim(const ScopedRuntime* runtime, const SourceLocation& where) {
@@ -252,6 +279,7 @@ absl::Status StartPython(const RuntimeOptions& options,
     Py_FinalizeEx();
     return status;
   }
+  Py_AtExit(&NoticeFinalizeBehindOurBack);
   *init_tstate = PyEval_SaveThread();
   return absl::OkStatus();
 }
@@ -623,6 +651,18 @@ void ScopedRuntime::AddExitCallback(ExitCallback callback) {
 absl::Status ScopedRuntime::Finalize() {
   if (finalized_) return finalize_status_;
   if (!live_) return absl::OkStatus();
+  if (GetProcess().finalized_behind_back.exchange(false)) {
+    // Nothing of this runtime is left to finalize; forget it so that a new
+    // ScopedRuntime can start.
+    Forget();
+    finalized_ = true;
+    finalize_status_ = absl::FailedPreconditionError(
+        "pyscope: Py_FinalizeEx was called behind pyscope's back (not "
+        "through ScopedRuntime::Finalize): guards were refused from then "
+        "on, threads inside AllowThreads were ended, exit callbacks did not "
+        "run. Finalize the runtime through its ScopedRuntime.");
+    return finalize_status_;
+  }
   Record& self = detail::ThisRecord();
   absl::Status result = CheckCanFinalize(self, adopted_, where_);
   if (!result.ok()) return result;
