@@ -18,6 +18,7 @@
 // timeout for every module it lists.
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -39,8 +40,10 @@ const char* UseOf(const char* module) {
       {"_socket", "import socket; socket.socket().close()"},
       {"_sqlite3", "import sqlite3; sqlite3.connect(':memory:').close()"},
       {"_asyncio", "import asyncio; asyncio.run(asyncio.sleep(0))"},
-      {"_elementtree", "import xml.etree.ElementTree as E; E.fromstring('<a/>')"},
-      {"pyexpat", "import xml.parsers.expat as x; x.ParserCreate().Parse('<a/>')"},
+      {"_elementtree",
+       "import xml.etree.ElementTree as E; E.fromstring('<a/>')"},
+      {"pyexpat",
+       "import xml.parsers.expat as x; x.ParserCreate().Parse('<a/>')"},
       {"_ssl", "import ssl; ssl.create_default_context()"},
       {"_hashlib", "import hashlib; hashlib.sha256(b'x').hexdigest()"},
       {"array", "import array; array.array('i', [1, 2]).tobytes()"},
@@ -101,8 +104,9 @@ int main(int argc, char** argv) {
         return cycle == 1 ? 5 : 3;
       }
       Py_DECREF(module);
-      const char* use =
-          getenv("RAW_REINIT_IMPORT_ONLY") != nullptr ? nullptr : UseOf(argv[i]);
+      const char* use = getenv("RAW_REINIT_IMPORT_ONLY") != nullptr
+                            ? nullptr
+                            : UseOf(argv[i]);
       if (use != nullptr && PyRun_SimpleString(use) != 0) {
         printf("cycle=%d use-error %s\n", cycle, argv[i]);
         Py_FinalizeEx();

@@ -33,9 +33,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
@@ -107,7 +107,8 @@ constexpr const char* kSoakUses[][2] = {
     {"unicodedata", "import unicodedata; unicodedata.name('a')"},
     {"_socket", "import socket; socket.socket().close()"},
     {"_csv", "import csv, io; list(csv.reader(io.StringIO('a,b')))"},
-    {"pyexpat", "import xml.parsers.expat as x; x.ParserCreate().Parse('<a/>')"},
+    {"pyexpat",
+     "import xml.parsers.expat as x; x.ParserCreate().Parse('<a/>')"},
     {"_datetime", "import datetime; datetime.datetime.now().isoformat()"},
     {"_decimal", "import decimal; str(decimal.Decimal(1) / 3)"},
     {"_ctypes", "import ctypes; ctypes.CFUNCTYPE(ctypes.c_int)(lambda: 1)()"},
@@ -151,7 +152,8 @@ std::string Cycle(int cycle, std::vector<std::string>* imported) {
     const absl::Status ran = subs.back()->TryExec(
         "import math, _json, zlib\ncalls = 0\n"
         "assert math.sqrt(4.0) == 2.0");
-    if (!ran.ok()) return absl::StrCat("sub-interpreter ", name, ": ", ran.ToString());
+    if (!ran.ok())
+      return absl::StrCat("sub-interpreter ", name, ": ", ran.ToString());
   }
   constexpr int kThreads = 4, kCalls = 50;
   std::vector<std::thread> threads;
@@ -307,7 +309,8 @@ TEST_SUITE("reliability") {
          absl::StrSplit(FactOf(child, "modules"), ',', absl::SkipEmpty())) {
       raw.emplace_back(m);
     }
-    const ChildResult baseline = pyscope_test::RunChild(raw, absl::Seconds(600));
+    const ChildResult baseline =
+        pyscope_test::RunChild(raw, absl::Seconds(600));
     long raw_second = 0, raw_last = 0;
     for (const absl::string_view line : absl::StrSplit(baseline.out, '\n')) {
       const size_t at = line.find("rss_kb=");
@@ -356,8 +359,8 @@ TEST_SUITE("reliability") {
       } else {
         fail.push_back(absl::StrCat(modules[i], ":", outcomes[i]));
         // Every module that fails is one pyscope refuses after.
-        CHECK_MESSAGE(ListedUnsafe(modules[i]),
-                      modules[i], " fails re-initialization (", outcomes[i],
+        CHECK_MESSAGE(ListedUnsafe(modules[i]), modules[i],
+                      " fails re-initialization (", outcomes[i],
                       ") but is not in compat::ReinitUnsafeModules");
       }
     }
@@ -378,10 +381,10 @@ TEST_SUITE("reliability") {
       pyscope_test::RunMany(
           runs, 2,
           [&](int) {
-            return with_pyscope ? pyscope_test::RunScenario(
-                                      "DaemonThenReinit", absl::Seconds(30))
-                                : pyscope_test::RunChild({raw, "4"},
-                                                         absl::Seconds(30));
+            return with_pyscope
+                       ? pyscope_test::RunScenario("DaemonThenReinit",
+                                                   absl::Seconds(30))
+                       : pyscope_test::RunChild({raw, "4"}, absl::Seconds(30));
           },
           [&](int, const ChildResult& child) {
             std::string outcome = Outcome(child);
@@ -394,10 +397,10 @@ TEST_SUITE("reliability") {
       for (const auto& [outcome, n] : counts) {
         fields.push_back(absl::StrCat(outcome, "=", n));
       }
-      pyscope_test::Figure(with_pyscope ? "reinit_daemon_pyscope_try_anyway"
-                                        : "reinit_daemon_raw",
-                           absl::StrCat("runs=", runs, " ",
-                                        absl::StrJoin(fields, " ")));
+      pyscope_test::Figure(
+          with_pyscope ? "reinit_daemon_pyscope_try_anyway"
+                       : "reinit_daemon_raw",
+          absl::StrCat("runs=", runs, " ", absl::StrJoin(fields, " ")));
     }
   }
 
@@ -412,8 +415,9 @@ TEST_SUITE("reliability") {
     const std::string second = FactOf(child, "generation2");
     pyscope_test::Figure(
         "reinit_numpy_pyscope_try_anyway",
-        absl::StrCat("outcome=", Outcome(child), " second_import=",
-                     second.empty() ? "-" : absl::StrReplaceAll(second, {{" ", "_"}})));
+        absl::StrCat(
+            "outcome=", Outcome(child), " second_import=",
+            second.empty() ? "-" : absl::StrReplaceAll(second, {{" ", "_"}})));
   }
 }
 

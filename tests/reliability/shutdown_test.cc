@@ -253,8 +253,8 @@ extern "C" long RawHostFunction(long n) {
   return result;
 }
 
-void RawIterate(Kind kind, Counters& c, PyThreadState* sub_tstate, long i)
-    ABSL_NO_THREAD_SAFETY_ANALYSIS {
+void RawIterate(Kind kind, Counters& c, PyThreadState* sub_tstate,
+                long i) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   c.attempted.fetch_add(1);
   c.in_callback = true;
   if (kind == Kind::kSubInterpreter) {
@@ -267,8 +267,10 @@ void RawIterate(Kind kind, Counters& c, PyThreadState* sub_tstate, long i)
       PyRun_SimpleString("_n = sum(range(100))");
     } else if (kind == Kind::kAllowThreads) {
       PyRun_SimpleString("_n = sum(range(50))");
-      Py_BEGIN_ALLOW_THREADS absl::SleepFor(absl::Microseconds(100));
-      Py_END_ALLOW_THREADS PyRun_SimpleString("_n = sum(range(50))");
+      Py_BEGIN_ALLOW_THREADS
+        absl::SleepFor(absl::Microseconds(100));
+      Py_END_ALLOW_THREADS
+      PyRun_SimpleString("_n = sum(range(50))");
     } else {
       PyRun_SimpleString(absl::StrCat("via_ctypes(", i, ")").c_str());
     }
@@ -286,10 +288,10 @@ PYSCOPE_SCENARIO(ShutdownUnderLoadRaw) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   PyConfig_Clear(&config);
   if (PyStatus_Exception(status)) return 3;
   PyThreadState* main_tstate = PyThreadState_Get();
-  PyRun_SimpleString(
-      absl::StrCat("HOST_ADDRESS = ", reinterpret_cast<uintptr_t>(&RawHostFunction),
-                   "\n", kPythonLoad)
-          .c_str());
+  PyRun_SimpleString(absl::StrCat("HOST_ADDRESS = ",
+                                  reinterpret_cast<uintptr_t>(&RawHostFunction),
+                                  "\n", kPythonLoad)
+                         .c_str());
   // The same interpreters as the pyscope run: shared GIL, and own GIL on
   // 3.12+.
   std::vector<PyInterpreterState*> subs;
@@ -385,9 +387,8 @@ void Classify(const ChildResult& child, Outcomes* o) {
 }
 
 ChildResult RunOne(const char* scenario, int index) {
-  return pyscope_test::RunScenario(
-      scenario, absl::Seconds(60),
-      {absl::StrCat("PYSCOPE_RUN_INDEX=", index)});
+  return pyscope_test::RunScenario(scenario, absl::Seconds(60),
+                                   {absl::StrCat("PYSCOPE_RUN_INDEX=", index)});
 }
 
 TEST_SUITE("reliability") {
@@ -401,15 +402,15 @@ TEST_SUITE("reliability") {
         runs, 2, [](int i) { return RunOne("ShutdownUnderLoad", i); },
         [&](int, const ChildResult& child) {
           Classify(child, &outcomes);
-          const bool exact =
-              child.ExitedWith(0) && FactOf(child, "finalize") == "OK" &&
-              FactOf(child, "bad_refusals") == "0" &&
-              FactOf(child, "unbalanced_threads") == "0" &&
-              FactOf(child, "unfinished_threads") == "0" &&
-              FactOf(child, "ended_in_callback") == "0" &&
-              std::stol("0" + FactOf(child, "attempted")) ==
-                  std::stol("0" + FactOf(child, "completed")) +
-                      std::stol("0" + FactOf(child, "refused"));
+          const bool exact = child.ExitedWith(0) &&
+                             FactOf(child, "finalize") == "OK" &&
+                             FactOf(child, "bad_refusals") == "0" &&
+                             FactOf(child, "unbalanced_threads") == "0" &&
+                             FactOf(child, "unfinished_threads") == "0" &&
+                             FactOf(child, "ended_in_callback") == "0" &&
+                             std::stol("0" + FactOf(child, "attempted")) ==
+                                 std::stol("0" + FactOf(child, "completed")) +
+                                     std::stol("0" + FactOf(child, "refused"));
           if (exact) {
             ++exact_runs;
             attempted += std::stol(FactOf(child, "attempted"));

@@ -64,7 +64,8 @@ long ReadPythonCounter() PYSCOPE_REQUIRES_GIL {
 PYSCOPE_SCENARIO(Stress) {
   const int threads = static_cast<int>(Knob("PYSCOPE_STRESS_THREADS", 64));
   const long iterations = Knob("PYSCOPE_STRESS_ITERATIONS", 10000);
-  const int sub_cycles = static_cast<int>(Knob("PYSCOPE_STRESS_SUB_CYCLES", 20));
+  const int sub_cycles =
+      static_cast<int>(Knob("PYSCOPE_STRESS_SUB_CYCLES", 20));
   constexpr int kSubEntries = 200;  // per entering thread and cycle
   pyscope::RuntimeOptions options = pyscope::RuntimeOptions::Isolated();
   options.drain_deadline = absl::Seconds(30);
@@ -117,9 +118,8 @@ PYSCOPE_SCENARIO(Stress) {
         });
       }
       for (std::thread& e : enter) e.join();
-      const long m = sub->Call([]() PYSCOPE_REQUIRES_GIL {
-        return pyscope_test::EvalLong("m");
-      });
+      const long m = sub->Call(
+          []() PYSCOPE_REQUIRES_GIL { return pyscope_test::EvalLong("m"); });
       if (m != 2 * kSubEntries) sub_mismatches.fetch_add(1);
       std::thread ender([&] {
         if (sub->End().ok()) sub_ended.fetch_add(1);
@@ -169,15 +169,14 @@ TEST_SUITE("reliability") {
     CHECK(FactOf(child, "finalize") == "OK");
     pyscope_test::Figure(
         "stress",
-        absl::StrFormat(
-            "threads=%d iterations=%d acquisitions=%s nested=%s "
-            "sub_cycles=%s sub_entries=%s seconds=%s exact=%d",
-            Knob("PYSCOPE_STRESS_THREADS", 64),
-            Knob("PYSCOPE_STRESS_ITERATIONS", 10000), expected,
-            FactOf(child, "nested"), FactOf(child, "sub_cycles"),
-            FactOf(child, "sub_entries"), FactOf(child, "seconds"),
-            FactOf(child, "c_count") == expected &&
-                FactOf(child, "python_count") == expected));
+        absl::StrFormat("threads=%d iterations=%d acquisitions=%s nested=%s "
+                        "sub_cycles=%s sub_entries=%s seconds=%s exact=%d",
+                        Knob("PYSCOPE_STRESS_THREADS", 64),
+                        Knob("PYSCOPE_STRESS_ITERATIONS", 10000), expected,
+                        FactOf(child, "nested"), FactOf(child, "sub_cycles"),
+                        FactOf(child, "sub_entries"), FactOf(child, "seconds"),
+                        FactOf(child, "c_count") == expected &&
+                            FactOf(child, "python_count") == expected));
   }
 }
 
