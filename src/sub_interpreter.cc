@@ -298,6 +298,12 @@ SubInterpreterOptions SubInterpreterOptions::Isolated() {
 }
 
 absl::Status ValidateSubInterpreterOptions(const SubInterpreterOptions& o) {
+  if (o.gil != SubInterpreterOptions::Gil::kShared &&
+      o.gil != SubInterpreterOptions::Gil::kOwn) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "pyscope: SubInterpreterOptions::gil has the invalid value ",
+        static_cast<int>(o.gil), " (use Gil::kShared or Gil::kOwn)"));
+  }
   if (!detail::compat::kHasPerInterpreterGil && !detail::IsLegacy(o)) {
     return absl::UnimplementedError(absl::StrCat(
         "pyscope: this CPython (", PY_MAJOR_VERSION, ".", PY_MINOR_VERSION,
@@ -320,7 +326,9 @@ absl::Status ValidateSubInterpreterOptions(const SubInterpreterOptions& o) {
         "interpreter's object allocator is protected by the main GIL only)");
   }
   if (o.end_deadline < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("pyscope: end_deadline is negative");
+    return absl::InvalidArgumentError(
+        absl::StrCat("pyscope: end_deadline is negative (",
+                     absl::FormatDuration(o.end_deadline), ")"));
   }
   return absl::OkStatus();
 }
