@@ -7,6 +7,8 @@
 // preloads another libpython of the same minor version (a system copy for a
 // pyenv build, a pyenv copy for a system build), when one is installed.
 
+#include "build_info.h"
+
 #include <glob.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -18,7 +20,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "build_info.h"
 #include "doctest/doctest.h"
 #include "pyscope_build_config.h"
 #include "support/python_helpers.h"
@@ -126,8 +127,9 @@ TEST_SUITE("build_info") {
           absl::StatusCode::kFailedPrecondition);
   }
 
-  TEST_CASE("the same version from another file is refused unless only "
-            "versions are compared") {
+  TEST_CASE(
+      "the same version from another file is refused unless only "
+      "versions are compared") {
     const std::string built = BuiltLibpython().library;
     if (built.empty()) {
       MESSAGE("this CPython has no shared library file; nothing to compare");
@@ -159,8 +161,9 @@ TEST_SUITE("build_info") {
     ::rmdir(dir.c_str());
   }
 
-  TEST_CASE("a process that loaded another libpython of this minor version "
-            "is refused") {
+  TEST_CASE(
+      "a process that loaded another libpython of this minor version "
+      "is refused") {
     const std::vector<std::string> others = OtherLibpythons();
     if (others.empty()) {
       MESSAGE("no other libpython", PY_MAJOR_VERSION, ".", PY_MINOR_VERSION,
@@ -171,11 +174,13 @@ TEST_SUITE("build_info") {
       // The preloaded library has the same SONAME, so the loader uses it
       // for this binary's libpython dependency: the situation of a program
       // that finds the wrong copy first.
-      ChildResult child = RunScenario("CheckLoadedLibpythonPrints",
-                                      absl::Seconds(20), {"LD_PRELOAD=" + other});
+      ChildResult child =
+          RunScenario("CheckLoadedLibpythonPrints", absl::Seconds(20),
+                      {"LD_PRELOAD=" + other});
       INFO(child.Describe());
       REQUIRE(child.ExitedWith(0));
-      const bool same_version = Contains(child.out, "loaded CPython " PY_VERSION " ");
+      const bool same_version =
+          Contains(child.out, "loaded CPython " PY_VERSION " ");
       if (same_version && PYSCOPE_BUILD_CHECK_LIBRARY_FILE == 0) {
         CHECK(Contains(child.out, "code=0\n"));
         continue;
