@@ -11,7 +11,9 @@ the site.
 
 Usage (docs/meson.build runs it):
   build_docs.py --doxygen doxygen --source-root DIR --build-include DIR
-      --version 0.2.0 --output DIR --stamp FILE
+      --version 0.2.0 --output DIR --stamp FILE [-- CHECK_ARGS...]
+With CHECK_ARGS, then runs scripts/check_doc_names.py CHECK_ARGS on the
+site's XML index and exits with its status.
 """
 
 import argparse
@@ -57,9 +59,10 @@ def slug(text):
 
 def code_span(match):
   """A code span Doxygen would misread: a global-scope `::name` (taken as a
-  link request) or `&name;` (taken as an entity) even inside backticks."""
+  link request), `&name;` (an entity) or `<name>` (an HTML tag), even inside
+  backticks."""
   code = match.group(1)
-  if not re.search(r'(^|\s)::|&\w+;', code):
+  if not re.search(r'(^|\s)::|&\w+;|<[A-Za-z]', code):
     return match.group(0)
   code = code.replace('\\', '\\\\').replace('@', '\\@')
   code = code.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')
@@ -156,7 +159,12 @@ def main(argv):
   parser.add_argument('--version', required=True)
   parser.add_argument('--output', required=True)
   parser.add_argument('--stamp', required=True)
-  args = parser.parse_args(argv[1:])
+  argv = argv[1:]
+  check_args = []
+  if '--' in argv:
+    check_args = argv[argv.index('--') + 1:]
+    argv = argv[:argv.index('--')]
+  args = parser.parse_args(argv)
 
   src = os.path.abspath(args.source_root)
   out = os.path.abspath(args.output)
@@ -229,6 +237,12 @@ def main(argv):
     f.write('%s\n' % os.path.join(html, 'index.html'))
   print('build_docs: %d pages, %d headers, no warnings: %s' %
         (len(pages), len(headers), os.path.join(html, 'index.html')))
+  if check_args:
+    sys.stdout.flush()
+    return subprocess.run(
+        [args.python, os.path.join(src, 'scripts', 'check_doc_names.py'),
+         '--xml-index', os.path.join(out, 'xml', 'index.xml')] +
+        check_args).returncode
   return 0
 
 
