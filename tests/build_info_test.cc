@@ -83,6 +83,14 @@ PYSCOPE_SCENARIO(CheckLoadedLibpythonPrints) {
   return 0;
 }
 
+PYSCOPE_SCENARIO(ScopedRuntimeOnLoadedLibpython) {
+  auto runtime = pyscope::ScopedRuntime::Create(pyscope_test::TestOptions());
+  std::printf("code=%d\nmessage=%s\n",
+              static_cast<int>(runtime.status().code()),
+              std::string(runtime.status().message()).c_str());
+  return 0;
+}
+
 TEST_SUITE("build_info") {
   TEST_CASE("the build recorded the CPython of its headers") {
     const LibpythonIdentity built = BuiltLibpython();
@@ -190,6 +198,29 @@ TEST_SUITE("build_info") {
       CHECK(Contains(child.out, "loaded CPython "));
       CHECK(Contains(child.out, other));
     }
+  }
+
+  // Enabled once ScopedRuntime::Initialize calls CheckLoadedLibpython()
+  // (remove the skip decorator then).
+  TEST_CASE("ScopedRuntime refuses to start on another libpython" *
+            doctest::skip(true)) {
+    const std::vector<std::string> others = OtherLibpythons();
+    if (others.empty()) {
+      MESSAGE("no other libpython installed; nothing to preload");
+      return;
+    }
+    ChildResult child =
+        RunScenario("ScopedRuntimeOnLoadedLibpython", absl::Seconds(20),
+                    {"LD_PRELOAD=" + others.front()});
+    INFO(child.Describe());
+    REQUIRE(child.ExitedWith(0));
+    if (PYSCOPE_BUILD_CHECK_LIBRARY_FILE == 0 &&
+        Contains(child.out, "loaded CPython " PY_VERSION " ")) {
+      return;
+    }
+    CHECK(Contains(child.out, "code=9\n"));
+    CHECK(Contains(child.out, "built against CPython " PY_VERSION " ("));
+    CHECK(Contains(child.out, others.front()));
   }
 }
 
