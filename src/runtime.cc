@@ -20,7 +20,9 @@
 #include "absl/strings/str_join.h"
 #include "attach.h"
 #include "gate.h"
+#include "host_setup.h"
 #include "interpreter_registry.h"
+#include "interrupt_setup.h"
 #include "lock.h"
 #include "misuse.h"
 #include "pyscope/error.h"
@@ -170,6 +172,7 @@ absl::Status BuildConfig(const RuntimeOptions& options, PyConfig* config) {
     status = AppendAll(config, &config->module_search_paths,
                        options.module_search_paths, "module_search_paths");
   }
+  if (status.ok()) status = detail::ApplyVirtualEnvironment(options, config);
   if (status.ok() && options.edit_config) {
     status = options.edit_config(*config);
   }
@@ -243,13 +246,36 @@ void ReleaseClaim() {
   process.live = nullptr;
 }
 
-// 2a. Adopt: the host started CPython.
-absl::Status CheckHostStarted() {
+// 2a. Adopt: the host started CPython (too late for what must be
+// registered before initialization).
+absl::Status CheckHostStarted(const RuntimeOptions& options) {
   if (!Py_IsInitialized()) {
     return absl::FailedPreconditionError(
         "pyscope: ScopedRuntime::Adopt: Python is not initialized");
   }
-  return absl::OkStatus();
+  detail::ForgetInterruptSignal();
+  return detail::CheckHostOptions(options, /*adopt=*/true);
+}
+
+// 2b, before Py_InitializeFromConfig: the registrations CPython accepts only
+// now (built-in modules, audit hooks, before_initialize callbacks), applied
+// at every initialization because finalization forgets them.
+absl::Status PrepareHost(const RuntimeOptions& options) {
+  absl::Status status = detail::CheckHostOptions(options, /*adopt=*/false);
+  if (!status.ok()) return status;
+  return detail::ApplyBeforeInitialization(options);
+}
+
+// 2b, after Py_InitializeFromConfig (GIL held): the interrupt signal, then
+// the process state put back if the options say so.
+absl::Status FinishHost(const RuntimeOptions& options,
+                        const detail::ProcessStateSnapshot& before)
+    PYSCOPE_REQUIRES_GIL {
+  absl::Status status = detail::PrepareInterruptSignal();
+  if (options.restore_process_state) {
+    before.Restore(/*include_sigint=*/!options.install_signal_handlers);
+  }
+  return status;
 }
 
 // 2b. Start CPython from `options` and release the GIL (principle 1: no
@@ -265,6 +291,10 @@ absl::Status StartPython(const RuntimeOptions& options,
   }
   absl::Status status = CheckStandardLibrary(options);
   if (!status.ok()) return status;
+  status = PrepareHost(options);
+  if (!status.ok()) return status;
+  const detail::ProcessStateSnapshot process_state =
+      detail::ProcessStateSnapshot::Take();
   struct sigaction sigint_before;
   const bool sigint_was_default =
       sigaction(SIGINT, nullptr, &sigint_before) == 0 &&
@@ -288,6 +318,7 @@ absl::Status StartPython(const RuntimeOptions& options,
   if (status.ok() && !options.install_signal_handlers && sigint_was_default) {
     status = KeepDefaultSigint();
   }
+  if (status.ok()) status = FinishHost(options, process_state);
   if (!status.ok()) {
     Py_FinalizeEx();
     return status;
@@ -421,6 +452,7 @@ absl::Status FinalizePython(Record& self, const FinalizerGil& gil,
   }
   const int rc = Py_FinalizeEx();
   Gate::Get().MarkFreed();
+  detail::AfterPythonFinalized();
   if (rc != 0) {
     return absl::InternalError(absl::StrCat(
         "pyscope: Py_FinalizeEx returned ", rc,
@@ -433,6 +465,7 @@ absl::Status FinalizePython(Record& self, const FinalizerGil& gil,
 void Forget() {
   Process& process = GetProcess();
   process.init_tstate = nullptr;
+  detail::ForgetInterruptSignal();
   Gate::Get().Finish();
   process.initializer = nullptr;
   ReleaseClaim();
@@ -490,7 +523,8 @@ absl::Status ScopedRuntime::Initialize(bool adopt) {
   auto release_claim = absl::MakeCleanup(&ReleaseClaim);
   // 2. Start CPython, or adopt the host's.
   PyThreadState* init_tstate = nullptr;
-  status = adopt ? CheckHostStarted() : StartPython(options_, &init_tstate);
+  status =
+      adopt ? CheckHostStarted(options_) : StartPython(options_, &init_tstate);
   if (!status.ok()) return status;
   main_interp_ = PyInterpreterState_Main();
   // 3. Open the gate.

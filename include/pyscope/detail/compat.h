@@ -162,6 +162,29 @@ inline void SetSafePath(PyConfig* config, bool safe) {
 #endif
 }
 
+// Simulates the arrival of signal `signum` for Python's signal handling
+// (async-signal-safe): PyErr_SetInterruptEx exists from 3.10. Before, only
+// SIGINT can be simulated (PyErr_SetInterrupt); returns -1 for the others
+// and the caller uses `cpython_handler`, the C handler CPython installed for
+// `signum` (which does the same: record the signal, wake the eval loop).
+inline int SimulateSignal(int signum, void (*cpython_handler)(int)) {
+#if PY_VERSION_HEX >= 0x030A0000
+  (void)cpython_handler;
+  return PyErr_SetInterruptEx(signum);
+#else
+  if (cpython_handler == nullptr) return -1;
+  cpython_handler(signum);
+  return 0;
+#endif
+}
+
+// Py_FinalizeEx frees the table PyImport_AppendInittab/ExtendInittab made
+// but leaves PyImport_Inittab pointing at it up to 3.13 (checked on
+// 3.9.18-3.13.0: the pointer is unchanged after finalization), so the next
+// initialization, and the next AppendInittab, read freed memory. 3.14 puts
+// the built-in table back itself (_PyImport_Fini2).
+inline constexpr bool kFinalizeResetsInittab = PY_VERSION_HEX >= 0x030E0000;
+
 }  // namespace pyscope::detail::compat
 
 #endif  // PYSCOPE_DETAIL_COMPAT_H_
