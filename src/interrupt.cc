@@ -6,10 +6,13 @@
 
 #include "pyscope/interrupt.h"
 
+#include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 
 #include <atomic>
 #include <mutex>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -27,6 +30,63 @@ namespace {
 
 std::atomic<int> interrupt_signal{0};
 std::atomic<void (*)(int)> cpython_handler{nullptr};
+// CPython's main thread (the initializing one), where signals are handled.
+std::atomic<pthread_t> main_thread{};
+
+// Wakes the main thread's eval loop for a signal simulated on another
+// thread. CPython 3.12 and 3.13 mark signals pending for the eval loop only
+// when the simulating thread is the main one (_PyEval_SignalReceived tests
+// _Py_ThreadCanHandleSignals for the calling thread; 3.14 signals the main
+// thread state), and a pending call is flagged the same way: a busy loop
+// on the main thread would never look. It looks when it hands the GIL over
+// and takes it back, so the waker asks for the GIL once per interrupt.
+// sem_post is async-signal-safe; the thread starts at the first interrupt
+// from a thread other than the main one.
+struct Waker {
+  sem_t requests;
+  std::atomic<int> state{0};  // 0: no thread, 1: starting/running
+  std::atomic<bool> stop{false};
+  std::thread thread;
+};
+Waker& GetWaker() {
+  static Waker* const waker = [] {
+    auto* made = new Waker;
+    sem_init(&made->requests, 0, 0);
+    return made;
+  }();
+  return *waker;
+}
+
+void RunWaker() {
+  Waker& waker = GetWaker();
+  for (;;) {
+    if (sem_wait(&waker.requests) != 0) continue;  // EINTR
+    if (waker.stop.load(std::memory_order_acquire)) return;
+    // Refused once the runtime is finalizing: nothing to wake then.
+    GILGuard gil(std::nothrow);
+  }
+}
+
+void WakeMainThread() {
+  Waker& waker = GetWaker();
+  int expected = 0;
+  if (waker.state.compare_exchange_strong(expected, 1)) {
+    waker.stop.store(false, std::memory_order_release);
+    waker.thread = std::thread(&RunWaker);
+  }
+  sem_post(&waker.requests);
+}
+
+void StopWaker() {
+  Waker& waker = GetWaker();
+  if (waker.state.load() == 0) return;
+  waker.stop.store(true, std::memory_order_release);
+  sem_post(&waker.requests);
+  if (waker.thread.joinable()) waker.thread.join();
+  while (sem_trywait(&waker.requests) == 0) {
+  }
+  waker.state.store(0);
+}
 
 // The Python-level handler of the interrupt signal: what a real Ctrl-C
 // would do — Python code's own SIGINT handler if it installed one, else
@@ -93,6 +153,7 @@ absl::Status PrepareInterruptSignal() {
   // ever "delivers" this signal, to Python's handler table.
   sigaction(signum, &before, nullptr);
   cpython_handler.store(installed.sa_handler, std::memory_order_relaxed);
+  main_thread.store(pthread_self(), std::memory_order_relaxed);
   interrupt_signal.store(signum, std::memory_order_release);
   return absl::OkStatus();
 }
@@ -100,6 +161,7 @@ absl::Status PrepareInterruptSignal() {
 void ForgetInterruptSignal() {
   interrupt_signal.store(0, std::memory_order_release);
   cpython_handler.store(nullptr, std::memory_order_relaxed);
+  StopWaker();
 }
 
 struct InterruptSlot {
@@ -118,9 +180,16 @@ bool InterruptMainThread() noexcept {
   }
   const int signum = detail::interrupt_signal.load(std::memory_order_acquire);
   if (signum == 0) return false;
-  return detail::compat::SimulateSignal(
-             signum, detail::cpython_handler.load(std::memory_order_relaxed)) ==
-         0;
+  if (detail::compat::SimulateSignal(
+          signum, detail::cpython_handler.load(std::memory_order_relaxed)) !=
+      0) {
+    return false;
+  }
+  if (!pthread_equal(pthread_self(),
+                     detail::main_thread.load(std::memory_order_relaxed))) {
+    detail::WakeMainThread();
+  }
+  return true;
 }
 
 int InterruptSignal() noexcept {

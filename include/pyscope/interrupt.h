@@ -43,9 +43,18 @@ namespace pyscope {
 // next time it runs Python code (or calls PyErr_CheckSignals), whether or
 // not Python's own signal handlers are installed. If Python code installed a
 // SIGINT handler (signal.signal), that handler is called instead, as for a
-// real Ctrl-C. Async-signal-safe: call it from the host's SIGINT handler, or
-// from any thread; GIL not needed. Returns false (and does nothing) when no
-// pyscope runtime is running or it was adopted.
+// real Ctrl-C. Call it from any thread (GIL not needed), or from the host's
+// SIGINT handler: on the main thread, where Linux delivers a Ctrl-C to a
+// process whose main thread does not block SIGINT, it only records the
+// signal (async-signal-safe); on another thread it also wakes the main
+// thread's eval loop through a helper thread that asks for the GIL once
+// (CPython 3.12 and 3.13 would not look at a signal simulated off the main
+// thread while it runs a busy loop). That helper starts at the first such
+// call, which is not async-signal-safe: from a signal handler that may run
+// on another thread, call InterruptMainThread once outside it first, or
+// handle signals on a dedicated thread (sigwait) and call it there.
+// Returns false (and does nothing) when no pyscope runtime is running or it
+// was adopted.
 //
 // How, with Python's handlers off: at initialization pyscope registers a
 // Python-level handler for one otherwise unused real-time signal whose

@@ -162,6 +162,18 @@ inline void SetSafePath(PyConfig* config, bool safe) {
 #endif
 }
 
+// A module definition slot declaring support for interpreters with their
+// own GIL (Py_mod_multiple_interpreters = Py_MOD_PER_INTERPRETER_GIL_SUPPORTED,
+// 3.12+); before 3.12 the terminating {0, nullptr}. Put it last, just before
+// the list's own terminator.
+inline PyModuleDef_Slot PerInterpreterGilSupportedSlot() {
+#if PY_VERSION_HEX >= 0x030C0000
+  return {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED};
+#else
+  return {0, nullptr};
+#endif
+}
+
 // Simulates the arrival of signal `signum` for Python's signal handling
 // (async-signal-safe): PyErr_SetInterruptEx exists from 3.10. Before, only
 // SIGINT can be simulated (PyErr_SetInterrupt); returns -1 for the others
