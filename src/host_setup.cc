@@ -340,6 +340,7 @@ absl::Status ApplyVirtualEnvironment(const RuntimeOptions& options,
 }
 
 void AfterPythonFinalized() {
+  compat::ForgetPathConfig();
   Registrations& registrations = GetRegistrations();
   {
     CoreLock lock(&registrations.mu);

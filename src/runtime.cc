@@ -261,8 +261,6 @@ absl::Status CheckHostStarted(const RuntimeOptions& options) {
 // now (built-in modules, audit hooks, before_initialize callbacks), applied
 // at every initialization because finalization forgets them.
 absl::Status PrepareHost(const RuntimeOptions& options) {
-  absl::Status status = detail::CheckHostOptions(options, /*adopt=*/false);
-  if (!status.ok()) return status;
   return detail::ApplyBeforeInitialization(options);
 }
 
@@ -289,9 +287,9 @@ absl::Status StartPython(const RuntimeOptions& options,
         "pyscope: Python is already initialized by the host; use "
         "ScopedRuntime::Adopt() to use pyscope with it");
   }
-  absl::Status status = CheckStandardLibrary(options);
-  if (!status.ok()) return status;
-  status = PrepareHost(options);
+  absl::Status status = detail::CheckHostOptions(options, /*adopt=*/false);
+  if (status.ok()) status = CheckStandardLibrary(options);
+  if (status.ok()) status = PrepareHost(options);
   if (!status.ok()) return status;
   const detail::ProcessStateSnapshot process_state =
       detail::ProcessStateSnapshot::Take();

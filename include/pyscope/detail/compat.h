@@ -174,6 +174,24 @@ inline PyModuleDef_Slot PerInterpreterGilSupportedSlot() {
 #endif
 }
 
+#if PY_VERSION_HEX >= 0x030B0000
+extern "C" PyAPI_FUNC(void) _PyPathConfig_ClearGlobal(void);
+#endif
+
+// After Py_FinalizeEx, CPython keeps the path configuration of the runtime
+// that ended (program name, home, prefixes, executable, stdlib directory) in
+// a process-wide global, and from 3.11 the next initialization copies every
+// field its PyConfig leaves unset from it (_PyPathConfig_ReadGlobal in
+// Python/pathconfig.c): a runtime started after one with `home` or a
+// virtual environment silently runs with that one's paths. Forgets them
+// (the function is exported by libpython 3.11-3.13 but declared only in an
+// internal header). Before 3.11 the global is not read back this way.
+inline void ForgetPathConfig() {
+#if PY_VERSION_HEX >= 0x030B0000
+  _PyPathConfig_ClearGlobal();
+#endif
+}
+
 // Simulates the arrival of signal `signum` for Python's signal handling
 // (async-signal-safe): PyErr_SetInterruptEx exists from 3.10. Before, only
 // SIGINT can be simulated (PyErr_SetInterrupt); returns -1 for the others
