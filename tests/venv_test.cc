@@ -111,10 +111,19 @@ TEST_SUITE("venv") {
     }
   }
 
-  TEST_CASE("the base interpreter alone does not see the venv's package") {
-    ProbeVenv();
+  TEST_CASE("a runtime after a venv one is not in the venv") {
+    // CPython keeps the ended runtime's path configuration and would start
+    // the next one with it; pyscope forgets it (compat::ForgetPathConfig).
+    {
+      RuntimeOptions options = TestOptions();
+      options.virtual_env = ProbeVenv();
+      ScopedRuntime in_venv(options);
+    }
     ScopedRuntime runtime(TestOptions());
     GILGuard gil;
+    pyscope::Exec("import sys");
+    CHECK(EvalBool("sys.prefix == sys.base_prefix"));
+    CHECK(EvalString("sys.executable").find(ProbeVenv()) == std::string::npos);
     CHECK(pyscope::TryExec("import pyscope_venv_probe")
               .message()
               .find("ModuleNotFoundError") != std::string::npos);

@@ -176,19 +176,36 @@ inline PyModuleDef_Slot PerInterpreterGilSupportedSlot() {
 
 #if PY_VERSION_HEX >= 0x030B0000
 extern "C" PyAPI_FUNC(void) _PyPathConfig_ClearGlobal(void);
+#else
+// The leading fields of CPython 3.9/3.10's _PyPathConfig (non-Windows
+// layout of Include/internal/pycore_pathconfig.h), exported as data.
+struct LegacyPathConfig {
+  wchar_t* program_full_path;
+  wchar_t* prefix;
+  wchar_t* exec_prefix;
+  wchar_t* module_search_path;
+  wchar_t* program_name;
+  wchar_t* home;
+};
+extern "C" LegacyPathConfig _Py_path_config;
 #endif
 
 // After Py_FinalizeEx, CPython keeps the path configuration of the runtime
-// that ended (program name, home, prefixes, executable, stdlib directory) in
-// a process-wide global, and from 3.11 the next initialization copies every
-// field its PyConfig leaves unset from it (_PyPathConfig_ReadGlobal in
-// Python/pathconfig.c): a runtime started after one with `home` or a
-// virtual environment silently runs with that one's paths. Forgets them
-// (the function is exported by libpython 3.11-3.13 but declared only in an
-// internal header). Before 3.11 the global is not read back this way.
+// that ended (program name, home, prefixes, executable, module search path)
+// in a process-wide global, and the next initialization takes every field
+// its PyConfig leaves unset from it (3.11+: _PyPathConfig_ReadGlobal in
+// Python/pathconfig.c; 3.9/3.10: the path calculation starts from it; seen
+// on 3.9.18-3.13.0: a runtime started after one with a virtual environment
+// still had its sys.executable, sys.prefix and site-packages). Forgets them.
+// 3.11-3.13 export _PyPathConfig_ClearGlobal (declared in an internal
+// header only); for 3.9/3.10 the exported _Py_path_config is reset to its
+// initial all-null state, leaking its few strings (they belong to
+// CPython's raw allocator, which pyscope does not call after finalization).
 inline void ForgetPathConfig() {
 #if PY_VERSION_HEX >= 0x030B0000
   _PyPathConfig_ClearGlobal();
+#else
+  _Py_path_config = LegacyPathConfig{};
 #endif
 }
 
