@@ -63,7 +63,9 @@ constexpr const char* kPlugins[][2] = {
 int main() {
   pyscope::ScopedRuntime python;
   HostLog log;
-  for (const auto& [name, code] : kPlugins) {
+  for (const auto& source : kPlugins) {
+    const char* name = source[0];
+    const char* code = source[1];
     // An own GIL where this CPython has it (3.12+).
     const pyscope::SubInterpreterOptions options =
         pyscope::ValidateSubInterpreterOptions(

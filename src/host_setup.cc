@@ -54,8 +54,9 @@ struct _inittab* const pristine_inittab = PyImport_Inittab;
 constexpr int kDefinitionSlots = 32;
 PyModuleDef* definition_slots[kDefinitionSlots] = {};
 
+// Called by CPython's import machinery, with the GIL held.
 template <int kSlot>
-PyObject* InitFromDefinition() {
+PyObject* InitFromDefinition() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   PyModuleDef* definition = definition_slots[kSlot];
   if (definition->m_slots != nullptr) return PyModuleDef_Init(definition);
   return PyModule_Create(definition);
@@ -198,7 +199,9 @@ absl::Status RegisterBuiltinModules(const RuntimeOptions& options) {
 
 // --- Audit hooks ---
 
-int CallAuditHook(const char* event, PyObject* args, void* data) {
+// Called by CPython with the GIL held once a thread state exists.
+int CallAuditHook(const char* event, PyObject* args,
+                  void* data) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   // Events raised before the first thread state exists cannot be refused
   // (there is nowhere to raise the exception).
   if (compat::CurrentThreadStateUnchecked() == nullptr) return 0;

@@ -56,7 +56,9 @@ CreationTable& Table() {
   return *table;
 }
 
-void DestroyCapsule(PyObject* capsule) {
+// Called by CPython, with the interpreter's GIL held, when it clears the
+// interpreter's dict.
+void DestroyCapsule(PyObject* capsule) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   auto* holder =
       static_cast<Holder*>(PyCapsule_GetPointer(capsule, kCapsuleName));
   if (holder == nullptr) {

@@ -262,7 +262,8 @@ InterruptScope::InterruptScope(const InterruptToken& token)
   slot_->view = *std::move(view);
 }
 
-InterruptScope::~InterruptScope() {
+// Touches Python only when the thread still holds the GIL.
+InterruptScope::~InterruptScope() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   if (!status_.ok()) return;
   unsigned long thread_id = 0;
   {

@@ -431,7 +431,9 @@ ThreadOutputCapture::ThreadOutputCapture(const std::nothrow_t&) {
   Start(nullptr);
 }
 
-void ThreadOutputCapture::Start(OutputSink sink) {
+// The constructors require the GIL (and StateHere checks it).
+void ThreadOutputCapture::Start(OutputSink sink)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
   absl::StatusOr<std::shared_ptr<detail::OutputState>> state =
       detail::StateHere();
   if (!state.ok()) {
@@ -445,7 +447,8 @@ void ThreadOutputCapture::Start(OutputSink sink) {
       new detail::ThreadEntry{(*state)->interp, sink_.get(), detail::innermost};
 }
 
-ThreadOutputCapture::~ThreadOutputCapture() {
+// Touches Python only when the thread still holds its interpreter's GIL.
+ThreadOutputCapture::~ThreadOutputCapture() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   if (entry_ == nullptr) return;
   auto* entry = static_cast<detail::ThreadEntry*>(entry_);
   for (detail::ThreadEntry** link = &detail::innermost; *link != nullptr;

@@ -27,7 +27,14 @@ using pyscope_test::TestOptions;
 
 // A single-phase module: one PyInit_ function.
 PyObject* InitHostSingle() {
-  static PyModuleDef def = {PyModuleDef_HEAD_INIT, "host_single", nullptr, -1,
+  static PyModuleDef def = {PyModuleDef_HEAD_INIT,
+                            "host_single",
+                            nullptr,
+                            -1,
+                            nullptr,
+                            nullptr,
+                            nullptr,
+                            nullptr,
                             nullptr};
   PyObject* module = PyModule_Create(&def);
   if (module != nullptr) PyModule_AddIntConstant(module, "answer", 42);
@@ -43,7 +50,8 @@ PyModuleDef_Slot host_multi_slots[] = {
     pyscope::detail::compat::PerInterpreterGilSupportedSlot(),
     {0, nullptr}};
 PyModuleDef host_multi_def = {
-    PyModuleDef_HEAD_INIT, "host_multi", nullptr, 0, nullptr, host_multi_slots};
+    PyModuleDef_HEAD_INIT, "host_multi", nullptr, 0,      nullptr,
+    host_multi_slots,      nullptr,      nullptr, nullptr};
 
 RuntimeOptions WithModules() {
   RuntimeOptions options = TestOptions();
@@ -79,7 +87,9 @@ TEST_SUITE("builtin_modules") {
 
   TEST_CASE("sub-interpreters import them; multi-phase also with own GIL") {
     ScopedRuntime runtime(WithModules());
-    for (const auto& [name, options] : pyscope_test::CreatableOptions()) {
+    for (const auto& created : pyscope_test::CreatableOptions()) {
+      const char* name = created.first;
+      const pyscope::SubInterpreterOptions& options = created.second;
       CAPTURE(name);
       SubInterpreter sub(options);
       sub.Exec("import host_multi");

@@ -74,7 +74,9 @@ TEST_SUITE("interpreter_view") {
 
   TEST_CASE("a view of a sub-interpreter: alive, ending, ended, destroyed") {
     ScopedRuntime runtime(TestOptions());
-    for (const auto& [name, options] : pyscope_test::CreatableOptions()) {
+    for (const auto& created : pyscope_test::CreatableOptions()) {
+      const char* name = created.first;
+      const pyscope::SubInterpreterOptions& options = created.second;
       CAPTURE(name);
       pyscope::SubInterpreterOptions with_deadline = options;
       with_deadline.end_deadline = absl::Seconds(10);
@@ -169,7 +171,9 @@ TEST_SUITE("main_interpreter") {
       GILGuard gil;
       pyscope::Exec("where = 'main'");
     }
-    for (const auto& [name, options] : pyscope_test::CreatableOptions()) {
+    for (const auto& created : pyscope_test::CreatableOptions()) {
+      const char* name = created.first;
+      const pyscope::SubInterpreterOptions& options = created.second;
       CAPTURE(name);
       SubInterpreter sub(options);
       sub.Exec("where = 'sub'");
@@ -217,7 +221,9 @@ TEST_SUITE("interpreter_local") {
         CHECK(local.GetOrCreate([&] { return Counted(++made); }).value == 1);
         CHECK(local.GetOrCreate([&] { return Counted(++made); }).value == 1);
       }
-      for (const auto& [name, options] : pyscope_test::CreatableOptions()) {
+      for (const auto& created : pyscope_test::CreatableOptions()) {
+        const char* name = created.first;
+        const pyscope::SubInterpreterOptions& options = created.second;
         CAPTURE(name);
         auto sub = std::make_unique<SubInterpreter>(options);
         const long value = sub->Call([&]() PYSCOPE_REQUIRES_GIL {

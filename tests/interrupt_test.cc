@@ -197,7 +197,9 @@ TEST_SUITE("interrupt") {
 
   TEST_CASE("InterruptToken reaches code in a sub-interpreter") {
     ScopedRuntime runtime(TestOptions());
-    for (const auto& [name, options] : pyscope_test::CreatableOptions()) {
+    for (const auto& created : pyscope_test::CreatableOptions()) {
+      const char* name = created.first;
+      const pyscope::SubInterpreterOptions& options = created.second;
       CAPTURE(name);
       pyscope::SubInterpreter sub(options);
       InterruptToken token;

@@ -123,7 +123,9 @@ TEST_SUITE("output") {
 
   TEST_CASE("each sub-interpreter's output is its own") {
     ScopedRuntime runtime(TestOptions());
-    for (const auto& [name, options] : pyscope_test::CreatableOptions()) {
+    for (const auto& created : pyscope_test::CreatableOptions()) {
+      const char* name = created.first;
+      const pyscope::SubInterpreterOptions& options = created.second;
       CAPTURE(name);
       SubInterpreter sub(options);
       sub.Exec("import sys\n_saved = (sys.stdout, sys.stderr)");
