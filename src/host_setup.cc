@@ -295,6 +295,11 @@ absl::Status CheckHostOptions(const RuntimeOptions& options, bool adopt) {
         "pyscope: RuntimeOptions::virtual_env cannot be combined with home or "
         "module_search_paths (the environment decides both)");
   }
+  if (!options.virtual_env.empty() && !options.import_site) {
+    return absl::InvalidArgumentError(
+        "pyscope: RuntimeOptions::virtual_env needs import_site (the site "
+        "module puts the environment's site-packages on sys.path)");
+  }
   return absl::OkStatus();
 }
 

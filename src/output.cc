@@ -387,8 +387,7 @@ OutputCapture::~OutputCapture() {
 }
 
 absl::Status OutputCapture::Stop() {
-  if (!started_) return absl::OkStatus();
-  started_ = false;
+  if (!started_.exchange(false)) return absl::OkStatus();
   sink_->Detach();
   GILGuard gil(interpreter_, std::nothrow);
   if (!gil.ok()) {

@@ -319,6 +319,7 @@ absl::Status StartPython(const RuntimeOptions& options,
   if (status.ok()) status = FinishHost(options, process_state);
   if (!status.ok()) {
     Py_FinalizeEx();
+    detail::AfterPythonFinalized();
     return status;
   }
   *init_tstate = PyEval_SaveThread();

@@ -155,6 +155,10 @@ TEST_SUITE("venv") {
     options.home = "/usr";
     CHECK(ScopedRuntime::Create(options).status().code() ==
           absl::StatusCode::kInvalidArgument);
+    options.home.clear();
+    options.import_site = false;
+    CHECK(ScopedRuntime::Create(options).status().code() ==
+          absl::StatusCode::kInvalidArgument);
   }
 }
 

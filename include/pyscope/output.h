@@ -40,6 +40,7 @@
 #ifndef PYSCOPE_OUTPUT_H_
 #define PYSCOPE_OUTPUT_H_
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <new>
@@ -114,7 +115,7 @@ class PYSCOPE_API OutputCapture {
 
   InterpreterView interpreter_;
   std::shared_ptr<detail::CaptureSink> sink_;
-  bool started_ = false;
+  std::atomic<bool> started_{false};
 };
 
 // Captures what Python code running on the calling thread writes to

@@ -134,8 +134,8 @@ struct PYSCOPE_API RuntimeOptions {
   // variable is read. kNotFound when there is no pyvenv.cfg there;
   // kFailedPrecondition when the environment was made for another Python
   // version than the one pyscope embeds (both named); kInvalidArgument
-  // together with home or module_search_paths. For a conda environment, which
-  // is a full prefix, set `home` instead. Needs import_site.
+  // together with home or module_search_paths, or without import_site. For a
+  // conda environment, which is a full prefix, set `home` instead.
   std::string virtual_env;
 
   // What initialization may change in the host process, and CPython 3.9-3.13
@@ -169,8 +169,10 @@ struct PYSCOPE_API RuntimeOptions {
 //      while Python still works;
 //   4. calls Py_FinalizeEx (which joins non-daemon Python threads) and
 //      reports a non-zero result;
-//   5. forgets every thread state pyscope cached, so a new ScopedRuntime can
-//      initialize Python again in the same process.
+//   5. forgets every thread state pyscope cached, and repairs what
+//      Py_FinalizeEx leaves behind (the built-in module table, the path
+//      configuration; docs/pitfalls.md), so a new ScopedRuntime can
+//      initialize Python again in the same process, with its own options.
 // Threads still inside a guard after the deadline are named in the returned
 // status (kDeadlineExceeded); if they later try to take the GIL back they
 // are ended by stack unwinding, exactly as CPython ends daemon threads.
