@@ -79,7 +79,7 @@ TEST_SUITE("interpreter_view") {
       const pyscope::SubInterpreterOptions& options = created.second;
       CAPTURE(name);
       pyscope::SubInterpreterOptions with_deadline = options;
-      with_deadline.end_deadline = absl::Seconds(10);
+      with_deadline.end_deadline = absl::Seconds(60);
       auto sub = std::make_unique<SubInterpreter>(with_deadline);
       const InterpreterView view = InterpreterView::Of(*sub);
       const InterpreterView copy = view;
@@ -98,13 +98,13 @@ TEST_SUITE("interpreter_view") {
         GILGuard gil(view);
         inside = true;
         pyscope::AllowThreads nogil;
-        pyscope_test::WaitFor(leave, absl::Seconds(20));
+        pyscope_test::WaitFor(leave, absl::Seconds(60));
       });
       REQUIRE(pyscope_test::WaitFor(inside));
       absl::Status ended;
       std::thread ender([&] { ended = sub->End(); });
       absl::StatusCode during = absl::StatusCode::kOk;
-      for (int i = 0; i < 2000; ++i) {
+      for (int i = 0; i < 20000; ++i) {
         during = view.Check().code();
         if (during != absl::StatusCode::kOk) break;
         absl::SleepFor(absl::Milliseconds(1));
