@@ -81,7 +81,7 @@ std::function<void()> CallBackInto(pyscope::InterpreterView view,
                   std::string(gil.status().message()).c_str());
       return;
     }
-    pyscope::Exec("ticks += 1\nprint('" + name + " tick', ticks)");
+    pyscope::Exec("ticks += 1\nprint('" + name + " tick', ticks, flush=True)");
   };
 }
 
