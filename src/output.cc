@@ -211,8 +211,12 @@ PyObject* WriterFileno(PyObject* self, PyObject*) PYSCOPE_REQUIRES_GIL {
   return nullptr;
 }
 
-PyObject* ReturnFalse(PyObject*, PyObject*) { Py_RETURN_FALSE; }
-PyObject* ReturnTrue(PyObject*, PyObject*) { Py_RETURN_TRUE; }
+PyObject* ReturnFalse(PyObject*, PyObject*) PYSCOPE_REQUIRES_GIL {
+  Py_RETURN_FALSE;
+}
+PyObject* ReturnTrue(PyObject*, PyObject*) PYSCOPE_REQUIRES_GIL {
+  Py_RETURN_TRUE;
+}
 
 PyObject* GetEncoding(PyObject*, void*) PYSCOPE_REQUIRES_GIL {
   return PyUnicode_FromString("utf-8");
@@ -220,7 +224,7 @@ PyObject* GetEncoding(PyObject*, void*) PYSCOPE_REQUIRES_GIL {
 PyObject* GetErrors(PyObject*, void*) PYSCOPE_REQUIRES_GIL {
   return PyUnicode_FromString("backslashreplace");
 }
-PyObject* GetClosed(PyObject*, void*) { Py_RETURN_FALSE; }
+PyObject* GetClosed(PyObject*, void*) PYSCOPE_REQUIRES_GIL { Py_RETURN_FALSE; }
 PyObject* GetName(PyObject* self, void*) PYSCOPE_REQUIRES_GIL {
   const int stream = reinterpret_cast<WriterObject*>(self)->stream;
   return PyUnicode_FromFormat("<%s>", kStreamNames[stream]);
