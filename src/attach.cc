@@ -248,9 +248,15 @@ absl::Status EnterInterpreter(
   // detached since: only what is attached now counts.)
   PyThreadState* current = compat::CurrentThreadStateUnchecked();
   const bool attached = IsAttachedHere(record, current);
-  PyInterpreterState* interp = control->Alive();
+  // A null `control` is the main interpreter (MainInterpreter(), an
+  // InterpreterView of it): the same paths, without a control block to be
+  // admitted by; the gate refuses it once the runtime is not running.
+  PyInterpreterState* interp =
+      control != nullptr ? control->Alive() : Gate::Get().main_interpreter();
   if (interp == nullptr) {
-    return Refuse(scope, attachment, control->EndedError());
+    return Refuse(scope, attachment,
+                  control != nullptr ? control->EndedError()
+                                     : Gate::RefusalFor(Gate::Get().state()));
   }
   // 1. Already running in it on this thread: nested, or borrowed when
   //    Python code of this interpreter called us.
@@ -263,8 +269,10 @@ absl::Status EnterInterpreter(
     return absl::OkStatus();
   }
   // 2. Admitted by the interpreter (not ending or ended).
-  if (absl::Status entry = control->Enter(&record); !entry.ok()) {
-    return Refuse(scope, attachment, std::move(entry));
+  if (control != nullptr) {
+    if (absl::Status entry = control->Enter(&record); !entry.ok()) {
+      return Refuse(scope, attachment, std::move(entry));
+    }
   }
   attachment->interp = control;
   // 3. Attached elsewhere (switch from it, and back at scope end), or
@@ -274,7 +282,7 @@ absl::Status EnterInterpreter(
     PyThreadState* tstate = ThreadStateCache::Get().FindOrCreate(
         record, interp, Gate::Get().generation());
     if (tstate == nullptr) {
-      control->Leave(&record);
+      if (control != nullptr) control->Leave(&record);
       return Refuse(scope, attachment, OutOfMemory());
     }
     // A switch detaches from the current interpreter first (releasing its
@@ -292,7 +300,7 @@ absl::Status EnterInterpreter(
       AttachCold(scope, where, attachment, [&](uint64_t generation) {
         return ThreadStateCache::Get().FindOrCreate(record, interp, generation);
       });
-  if (!status.ok()) control->Leave(&record);
+  if (!status.ok() && control != nullptr) control->Leave(&record);
   return status;
 }
 

@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "host_setup.h"
 
 namespace pyscope {
 namespace {
@@ -293,6 +294,7 @@ absl::Status BuildConfig(const RuntimeOptions& options, PyConfig* config) {
     status = AppendAll(&config->module_search_paths,
                        options.module_search_paths, "module_search_paths");
   }
+  if (status.ok()) status = ApplyVirtualEnvironment(options, config);
   if (status.ok() && options.edit_config) {
     status = RunEditConfig(options, config);
   }

@@ -22,7 +22,9 @@
 #include "attach.h"
 #include "config.h"
 #include "gate.h"
+#include "host_setup.h"
 #include "interpreter_registry.h"
+#include "interrupt_setup.h"
 #include "lock.h"
 #include "misuse.h"
 #include "platform.h"
@@ -223,13 +225,34 @@ void ReleaseClaim() {
   process.live = nullptr;
 }
 
-// 3a. Adopt: the host started CPython.
-absl::Status CheckHostStarted() {
+// 3a. Adopt: the host started CPython (too late for what must be
+// registered before initialization).
+absl::Status CheckHostStarted(const RuntimeOptions& options) {
   if (!Py_IsInitialized()) {
     return absl::FailedPreconditionError(
         "pyscope: ScopedRuntime::Adopt: Python is not initialized");
   }
-  return absl::OkStatus();
+  detail::ForgetInterruptSignal();
+  return detail::CheckHostOptions(options, /*adopt=*/true);
+}
+
+// 3b, before Py_InitializeFromConfig: the registrations CPython accepts only
+// now (built-in modules, audit hooks, before_initialize callbacks), applied
+// at every initialization because finalization forgets them.
+absl::Status PrepareHost(const RuntimeOptions& options) {
+  return detail::ApplyBeforeInitialization(options);
+}
+
+// 3b, after Py_InitializeFromConfig (GIL held): the interrupt signal, then
+// the process state put back if the options say so.
+absl::Status FinishHost(const RuntimeOptions& options,
+                        const detail::ProcessStateSnapshot& before)
+    PYSCOPE_REQUIRES_GIL {
+  absl::Status status = detail::PrepareInterruptSignal();
+  if (options.restore_process_state) {
+    before.Restore(/*include_sigint=*/!options.install_signal_handlers);
+  }
+  return status;
 }
 
 // 3b. Start CPython from `options` and release the GIL (principle 1: no
@@ -246,7 +269,11 @@ absl::Status StartPython(const RuntimeOptions& options,
         "ScopedRuntime::Adopt() to use pyscope with it");
   }
   absl::Status status = ValidateRuntimeOptions(options);
+  if (status.ok()) status = detail::CheckHostOptions(options, /*adopt=*/false);
+  if (status.ok()) status = PrepareHost(options);
   if (!status.ok()) return status;
+  const detail::ProcessStateSnapshot process_state =
+      detail::ProcessStateSnapshot::Take();
   struct sigaction sigint_before;
   const bool sigint_was_default =
       sigaction(SIGINT, nullptr, &sigint_before) == 0 &&
@@ -275,8 +302,10 @@ absl::Status StartPython(const RuntimeOptions& options,
   if (status.ok() && !options.install_signal_handlers && sigint_was_default) {
     status = KeepSigintForHost();
   }
+  if (status.ok()) status = FinishHost(options, process_state);
   if (!status.ok()) {
     Py_FinalizeEx();
+    detail::AfterPythonFinalized();
     return status;
   }
   Py_AtExit(&NoticeFinalizeBehindOurBack);
@@ -541,7 +570,7 @@ absl::Status FinalizePython(Record& self, const FinalizerGil& gil,
   ReleaseThreadingImporter();
   const int rc = Py_FinalizeEx();
   Gate::Get().MarkFreed();
-  detail::compat::ForgetPathConfiguration();
+  detail::AfterPythonFinalized();
   if (rc != 0) {
     return absl::InternalError(absl::StrCat(
         "pyscope: Py_FinalizeEx returned ", rc,
@@ -554,6 +583,7 @@ absl::Status FinalizePython(Record& self, const FinalizerGil& gil,
 void Forget() {
   Process& process = GetProcess();
   process.init_tstate = nullptr;
+  detail::ForgetInterruptSignal();
   Gate::Get().Finish();
   process.initializer = nullptr;
   ReleaseClaim();
@@ -616,7 +646,7 @@ absl::Status ScopedRuntime::Initialize(bool adopt) {
   // 3. Start CPython, or adopt the host's.
   PyThreadState* init_tstate = nullptr;
   bool poisoned = false;
-  status = adopt ? CheckHostStarted()
+  status = adopt ? CheckHostStarted(options_)
                  : StartPython(options_, &init_tstate, &poisoned);
   if (poisoned) {
     Process& process = GetProcess();

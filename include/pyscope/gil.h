@@ -36,6 +36,7 @@
 
 namespace pyscope {
 
+class InterpreterView;
 class SubInterpreter;
 
 // Attaches the calling thread to a Python interpreter and holds its GIL for
@@ -96,6 +97,24 @@ class ABSL_SCOPED_LOCKABLE [[nodiscard]] GILGuard {
   // Non-throwing form of GILGuard(SubInterpreter&): check ok().
   [[nodiscard]] PYSCOPE_API GILGuard(
       SubInterpreter& interpreter, const std::nothrow_t&,
+      SourceLocation where = SourceLocation::Current())
+      ABSL_EXCLUSIVE_LOCK_FUNCTION(::pyscope::gil);
+
+  // Attaches the calling thread to the interpreter `view` refers to (see
+  // interpreter_view.h) and holds its GIL, from any thread and inside any
+  // other scope (the main interpreter from inside a sub-interpreter scope,
+  // too); at scope end restores what the thread had before. Throws
+  // pyscope::Error: kFailedPrecondition for an empty view, an ended
+  // interpreter or a view of an earlier runtime; kUnavailable while the
+  // interpreter is ending or the runtime is finalizing or finalized.
+  [[nodiscard]] PYSCOPE_API explicit GILGuard(
+      const InterpreterView& view,
+      SourceLocation where = SourceLocation::Current())
+      ABSL_EXCLUSIVE_LOCK_FUNCTION(::pyscope::gil);
+
+  // Non-throwing form of GILGuard(const InterpreterView&): check ok().
+  [[nodiscard]] PYSCOPE_API GILGuard(
+      const InterpreterView& view, const std::nothrow_t&,
       SourceLocation where = SourceLocation::Current())
       ABSL_EXCLUSIVE_LOCK_FUNCTION(::pyscope::gil);
 

@@ -32,6 +32,7 @@
 #include "pyscope/detail/compat.h"
 #include "pyscope/detail/export.h"
 #include "pyscope/diagnostics.h"
+#include "pyscope/host_options.h"
 #include "pyscope/source_location.h"
 
 namespace pyscope {
@@ -114,6 +115,48 @@ struct PYSCOPE_API RuntimeOptions {
   // filesystem_encoding / stdio_encoding it names must exist).
   std::function<absl::Status(PyConfig&)> edit_config;
 
+  // --- Host integration (pyscope/host_options.h). ---
+
+  // Extension modules registered as built-ins before every initialization
+  // (re-registered when the runtime starts again). Construction fails with
+  // kAlreadyExists for a name given twice or one CPython already has as a
+  // built-in, kInvalidArgument for an entry without a valid name or with
+  // neither or both of init / definition, and kFailedPrecondition with
+  // Adopt() (the host's interpreter has started: too late to register).
+  std::vector<BuiltinModule> builtin_modules;
+
+  // Audit hooks installed before every initialization (PySys_AddAuditHook).
+  // kFailedPrecondition with Adopt(), where they could never be removed.
+  std::vector<AuditHook> audit_hooks;
+
+  // Called, in order, before every Py_InitializeFromConfig, for the other
+  // registrations CPython accepts only before the runtime starts
+  // (PyMem_SetAllocator, PyImport_ExtendInittab with a table of your own,
+  // ...). A non-OK status aborts construction with it. Not called by
+  // Adopt().
+  std::vector<std::function<absl::Status()>> before_initialize;
+
+  // A virtual environment to run in, as its own python would: the directory
+  // holding pyvenv.cfg (made by `python -m venv`, virtualenv or uv). sys.prefix
+  // becomes it, sys.base_prefix the interpreter it was made from, and its
+  // site-packages (with their .pth files) are on sys.path; no environment
+  // variable is read. kNotFound when there is no pyvenv.cfg there;
+  // kFailedPrecondition when the environment was made for another Python
+  // version than the one pyscope embeds (both named); kInvalidArgument
+  // together with home or module_search_paths, or without import_site. For a
+  // conda environment, which is a full prefix, set `home` instead.
+  std::string virtual_env;
+
+  // What initialization may change in the host process, and CPython 3.9-3.13
+  // does with the Python() preset (docs/pitfalls.md has the list per
+  // version): the dispositions of SIGPIPE and SIGXFSZ (ignored), the
+  // LC_CTYPE locale (set from the environment) and, for the C locale, the
+  // LC_CTYPE environment variable (coerced to a UTF-8 locale). When true,
+  // pyscope puts each of them back as it was before initialization; SIGINT
+  // too, unless install_signal_handlers asks for Python's handler. The
+  // isolated default changes none of them either way.
+  bool restore_process_state = false;
+
   // How long Finalize waits for native threads still inside GILGuard
   // scopes to leave them before finalizing anyway (see ScopedRuntime).
   // Negative: kInvalidArgument; absl::InfiniteDuration(): waits for them.
@@ -169,8 +212,10 @@ PYSCOPE_API absl::Status ValidateRuntimeOptions(const RuntimeOptions& options);
 //      daemon threads still running; see RuntimeOptions::ReinitHazards);
 //   5. calls Py_FinalizeEx (which joins non-daemon Python threads) and
 //      reports a non-zero result;
-//   6. forgets every thread state pyscope cached, so a new ScopedRuntime can
-//      initialize Python again in the same process.
+//   6. forgets every thread state pyscope cached, and repairs what
+//      Py_FinalizeEx leaves behind (the built-in module table, the path
+//      configuration; docs/pitfalls.md), so a new ScopedRuntime can
+//      initialize Python again in the same process, with its own options.
 // Threads still inside a guard after the deadline are named in the returned
 // status (kDeadlineExceeded); if they later try to take the GIL back they
 // are ended by stack unwinding, exactly as CPython ends daemon threads.

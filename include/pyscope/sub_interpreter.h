@@ -165,7 +165,8 @@ class PYSCOPE_API SubInterpreter {
   }
 
  private:
-  friend class GILGuard;  // enters through the control block
+  friend class GILGuard;         // enters through the control block
+  friend class InterpreterView;  // refers to the control block
 
   struct Uncreated {};
   SubInterpreter(Uncreated, const SubInterpreterOptions& options);

@@ -149,16 +149,6 @@ inline PyStatus NewInterpreter(const InterpreterSettings& settings,
 // In both the process-level disposition stays SIG_DFL.
 inline constexpr bool kSigintViewIsNone = PY_VERSION_HEX >= 0x030A0000;
 
-// Before 3.11, CPython keeps the path configuration it computed
-// (_Py_path_config) across Py_FinalizeEx, so a runtime started after one
-// that read PYTHONPATH still has that sys.path; Py_SetPath(NULL) clears it
-// (Python/pathconfig.c). 3.11 recomputes it at every initialization.
-inline void ForgetPathConfiguration() {
-#if PY_VERSION_HEX < 0x030B0000
-  Py_SetPath(nullptr);
-#endif
-}
-
 // Before 3.13, threading._shutdown() (run by Py_FinalizeEx) waits for the
 // thread that imported `threading` first (its _main_thread, whose lock is
 // released only when that thread's state is deleted) also when that thread
@@ -243,6 +233,63 @@ inline const ReinitUnsafeModule* ReinitUnsafeModules(size_t* count) {
   *count = sizeof(kModules) / sizeof(kModules[0]);
   return kModules;
 }
+
+// A module definition slot declaring support for interpreters with their
+// own GIL (Py_mod_multiple_interpreters = Py_MOD_PER_INTERPRETER_GIL_SUPPORTED,
+// 3.12+); before 3.12 the terminating {0, nullptr}. Put it last, just before
+// the list's own terminator.
+inline PyModuleDef_Slot PerInterpreterGilSupportedSlot() {
+#if PY_VERSION_HEX >= 0x030C0000
+  return {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED};
+#else
+  return {0, nullptr};
+#endif
+}
+
+#if PY_VERSION_HEX >= 0x030B0000
+extern "C" PyAPI_FUNC(void) _PyPathConfig_ClearGlobal(void);
+#endif
+
+// After Py_FinalizeEx, CPython keeps the path configuration of the runtime
+// that ended (program name, home, prefixes, executable, module search path)
+// in a process-wide global, and the next initialization takes every field
+// its PyConfig leaves unset from it (3.11+: _PyPathConfig_ReadGlobal in
+// Python/pathconfig.c; 3.9/3.10: the path calculation starts from it; seen
+// on 3.9.18-3.13.0: a runtime started after one with a virtual environment
+// still had its sys.executable, sys.prefix and site-packages). Forgets them.
+// 3.11+ export _PyPathConfig_ClearGlobal (declared in an internal header
+// only); on 3.9/3.10 Py_SetPath(NULL) frees and clears every field of
+// _Py_path_config (pathconfig_clear in Python/pathconfig.c).
+inline void ForgetPathConfig() {
+#if PY_VERSION_HEX >= 0x030B0000
+  _PyPathConfig_ClearGlobal();
+#else
+  Py_SetPath(nullptr);
+#endif
+}
+
+// Simulates the arrival of signal `signum` for Python's signal handling
+// (async-signal-safe): PyErr_SetInterruptEx exists from 3.10. Before, only
+// SIGINT can be simulated (PyErr_SetInterrupt); returns -1 for the others
+// and the caller uses `cpython_handler`, the C handler CPython installed for
+// `signum` (which does the same: record the signal, wake the eval loop).
+inline int SimulateSignal(int signum, void (*cpython_handler)(int)) {
+#if PY_VERSION_HEX >= 0x030A0000
+  (void)cpython_handler;
+  return PyErr_SetInterruptEx(signum);
+#else
+  if (cpython_handler == nullptr) return -1;
+  cpython_handler(signum);
+  return 0;
+#endif
+}
+
+// Py_FinalizeEx frees the table PyImport_AppendInittab/ExtendInittab made
+// but leaves PyImport_Inittab pointing at it up to 3.13 (checked on
+// 3.9.18-3.13.0: the pointer is unchanged after finalization), so the next
+// initialization, and the next AppendInittab, read freed memory. 3.14 puts
+// the built-in table back itself (_PyImport_Fini2).
+inline constexpr bool kFinalizeResetsInittab = PY_VERSION_HEX >= 0x030E0000;
 
 }  // namespace pyscope::detail::compat
 

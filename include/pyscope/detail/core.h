@@ -111,6 +111,8 @@ PYSCOPE_API bool AttachSlow(Scope& scope, const SourceLocation& where,
 // GILGuard(SubInterpreter&): nested if already in it, otherwise switching
 // from the interpreter the thread is in (restored at scope end), or
 // attaching from cold. Refused once the interpreter is ending or ended.
+// A null `interp` is the main interpreter (refused unless the runtime is
+// running): the way to reach it from inside a sub-interpreter scope.
 PYSCOPE_API absl::Status EnterInterpreter(Scope& scope, InterpControl* interp,
                                           const SourceLocation& where,
                                           Attachment* attachment);
