@@ -128,6 +128,16 @@ inline constexpr bool kFinalizeFreesInternedStrings =
 // the thread by unwinding instead (src/gate.h, src/attach.cc).
 inline constexpr bool kLateAttachHangsThread = PY_VERSION_HEX >= 0x030D0800;
 
+// Whether CPython, asked now to attach a thread state on a thread other
+// than the finalizing one, would end the thread with pthread_exit inside
+// the call: before gh-87135 (3.9-3.13.7), once Py_FinalizeEx has marked the
+// runtime as finalizing. From then on a caller's bookkeeping after the
+// attach call never runs. (From 3.14 the thread is parked instead.) Safe
+// without an attached thread state.
+inline bool AttachWouldEndThread() {
+  return !kLateAttachHangsThread && IsFinalizing();
+}
+
 // From 3.15, threading.Lock.acquire() raises PythonFinalizationError instead
 // of waiting once finalization got to where no other thread can attach, so
 // could ever release the lock (GH-135991). Not in 3.14.7: there the wait
