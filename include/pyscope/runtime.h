@@ -129,8 +129,18 @@ struct PYSCOPE_API RuntimeOptions {
 //   5. forgets every thread state pyscope cached, so a new ScopedRuntime can
 //      initialize Python again in the same process.
 // Threads still inside a guard after the deadline are named in the returned
-// status (kDeadlineExceeded); if they later try to take the GIL back they
-// are ended by stack unwinding, exactly as CPython ends daemon threads.
+// status (kDeadlineExceeded); if they later try to take the GIL back through
+// pyscope (the end of an AllowThreads, a nested GILGuard) they are ended by
+// stack unwinding, as CPython before 3.14 ended daemon threads. (CPython
+// 3.14 parks such threads forever instead, gh-87135; a parked native thread
+// could never be joined, so pyscope never lets its own reach that attach.)
+// A native thread still running Python code when the deadline passes is
+// re-attached by CPython itself: 3.14 parks it, earlier versions end it.
+//
+// Interpreters that Python code created (concurrent.interpreters, 3.14) are
+// not pyscope's: Py_FinalizeEx ends those still open in step 4, after the
+// exit callbacks and atexit, with a RuntimeWarning; close them in an exit
+// callback to avoid it.
 //
 // One ScopedRuntime at a time: a second live one is Misuse::kSecondRuntime.
 // If the host already initialized Python, construction fails with
