@@ -115,8 +115,12 @@ class AbandonScopeIfUnwound {
 // no return only thread states pyscope created for native threads are at
 // risk (Py_FinalizeEx frees them): such a thread is ended instead. A Python
 // thread's own state re-attaches as Py_END_ALLOW_THREADS would (CPython
-// joins non-daemon threads, which needs exactly that, and ends daemon ones
-// itself). Once the runtime's states were freed, nobody re-attaches. The
+// joins non-daemon threads, which needs exactly that, and parks daemon ones
+// from 3.14, gh-87135) -- except where CPython would end the thread inside
+// the attach call (before 3.14, once Py_FinalizeEx marked the runtime
+// finalizing): pyscope ends it itself then, so that the scopes it unwinds
+// through are closed. Once the runtime's states were freed, nobody
+// re-attaches. The
 // finalizing thread itself, in its exit callbacks, always gets the GIL
 // back: Python works until it calls Py_FinalizeEx.
 void Reattach(const Scope& scope, PyThreadState* tstate, const char* guard,
@@ -126,7 +130,8 @@ void Reattach(const Scope& scope, PyThreadState* tstate, const char* guard,
     Gate::Admission admission(record.slot);
     const bool lost = admission.Freed(record.scope_generation) ||
                       (admission.past_point_of_no_return() &&
-                       ThreadStateCache::Get().Owns(record, tstate));
+                       (ThreadStateCache::Get().Owns(record, tstate) ||
+                        compat::AttachWouldEndThread()));
     if (!lost || Gate::Get().IsFinalizer(record.slot)) {
       AbandonScopeIfUnwound unwound(scope, entered);
       PyEval_RestoreThread(tstate);

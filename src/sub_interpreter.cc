@@ -281,8 +281,14 @@ absl::Status EndAllInterpreters() {
 
 }  // namespace detail
 
-SubInterpreterOptions SubInterpreterOptions::Legacy() {
+SubInterpreterOptions SubInterpreterOptions::Default() {
   return SubInterpreterOptions();
+}
+
+SubInterpreterOptions SubInterpreterOptions::Legacy() {
+  SubInterpreterOptions options;
+  options.check_multi_interp_extensions = false;
+  return options;
 }
 
 SubInterpreterOptions SubInterpreterOptions::Isolated() {
@@ -313,6 +319,15 @@ absl::Status ValidateSubInterpreterOptions(const SubInterpreterOptions& o) {
             ? "an own GIL (PEP 684) needs CPython 3.12 or newer"
             : "PyInterpreterConfig settings need CPython 3.12 or newer"));
   }
+  if (!detail::compat::kSubInterpretersLoadSinglePhaseModules &&
+      !o.check_multi_interp_extensions) {
+    return absl::UnimplementedError(
+        "pyscope: the free-threaded build of CPython does not let "
+        "sub-interpreters load single-phase init extension modules "
+        "(gh-117649): check_multi_interp_extensions = false, as in "
+        "SubInterpreterOptions::Legacy(), needs a build with a GIL; use "
+        "SubInterpreterOptions::Default()");
+  }
   if (!o.use_main_obmalloc && !o.check_multi_interp_extensions) {
     return absl::InvalidArgumentError(
         "pyscope: use_main_obmalloc = false requires "
@@ -334,7 +349,7 @@ absl::Status ValidateSubInterpreterOptions(const SubInterpreterOptions& o) {
 }
 
 SubInterpreter::SubInterpreter()
-    : SubInterpreter(SubInterpreterOptions::Legacy()) {}
+    : SubInterpreter(SubInterpreterOptions::Default()) {}
 
 SubInterpreter::SubInterpreter(const SubInterpreterOptions& options)
     : options_(options) {

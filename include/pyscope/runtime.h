@@ -217,8 +217,18 @@ PYSCOPE_API absl::Status ValidateRuntimeOptions(const RuntimeOptions& options);
 //      configuration; docs/pitfalls.md), so a new ScopedRuntime can
 //      initialize Python again in the same process, with its own options.
 // Threads still inside a guard after the deadline are named in the returned
-// status (kDeadlineExceeded); if they later try to take the GIL back they
-// are ended by stack unwinding, exactly as CPython ends daemon threads.
+// status (kDeadlineExceeded); if they later try to take the GIL back through
+// pyscope (the end of an AllowThreads, a nested GILGuard) they are ended by
+// stack unwinding, as CPython before 3.14 ended daemon threads. (CPython
+// 3.14 parks such threads forever instead, gh-87135; a parked native thread
+// could never be joined, so pyscope never lets its own reach that attach.)
+// A native thread still running Python code when the deadline passes is
+// re-attached by CPython itself: 3.14 parks it, earlier versions end it.
+//
+// Interpreters that Python code created (concurrent.interpreters, 3.14) are
+// not pyscope's: Py_FinalizeEx ends those still open in step 4, after the
+// exit callbacks and atexit, with a RuntimeWarning; close them in an exit
+// callback to avoid it.
 //
 // Re-initialization: after a runtime that loaded a module known not to
 // survive it, or that finalized with Python daemon threads running, a new

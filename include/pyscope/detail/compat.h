@@ -1,9 +1,10 @@
 // Copyright 2026 The pyscope Authors.
 // SPDX-License-Identifier: Apache-2.0
 //
-// Every difference between the supported CPython versions (3.9-3.13) that
-// pyscope depends on, as small named functions. Logic code calls these and
-// never tests PY_VERSION_HEX itself.
+// Every difference between the supported CPython versions (3.9-3.14) and
+// build variants (the free-threaded build, Py_GIL_DISABLED) that pyscope
+// depends on, as small named functions and constants. Logic code calls these
+// and never tests PY_VERSION_HEX or Py_GIL_DISABLED itself.
 
 #ifndef PYSCOPE_DETAIL_COMPAT_H_
 #define PYSCOPE_DETAIL_COMPAT_H_
@@ -24,12 +25,48 @@ namespace pyscope::detail::compat {
 // The Python version the headers describe, as (major, minor).
 inline constexpr int kPythonMinor = PY_MINOR_VERSION;
 
+// --- Build variants ---
+
+// The free-threaded build (PEP 703; supported from 3.14, PEP 779): CPython
+// configured with --disable-gil (python3.13t, python3.14t), where
+// Py_GIL_DISABLED is defined. Attaching a thread state there ("holding the
+// GIL" in pyscope's words) does not keep other threads from running Python.
+inline constexpr bool kFreeThreaded =
+#ifdef Py_GIL_DISABLED
+    true;
+#else
+    false;
+#endif
+
+// Whether an attached thread keeps every other thread of its interpreter
+// from running Python (the GIL's mutual exclusion). False on the
+// free-threaded build: there an attached thread only holds up
+// stop-the-world pauses (the garbage collector, some sys and gc functions),
+// which wait until every other thread of the interpreter detaches or
+// reaches a safe point -- the reason AllowThreads still detaches there.
+// (The free-threaded build can turn a GIL on at run time, PYTHON_GIL=1 or an
+// extension module without Py_mod_gil, but nothing guarantees it.)
+inline constexpr bool kGilExcludesOtherThreads = !kFreeThreaded;
+
+// Whether a sub-interpreter may import single-phase init extension modules
+// (PyInterpreterConfig.check_multi_interp_extensions = 0). The free-threaded
+// build refuses to create such an interpreter ("The free-threaded build does
+// not support single-phase init extension modules in subinterpreters",
+// init_interp_settings in Python/pylifecycle.c, gh-117649); its own
+// Py_NewInterpreter uses check_multi_interp_extensions = 1 there.
+inline constexpr bool kSubInterpretersLoadSinglePhaseModules = !kFreeThreaded;
+
+// --- CPython versions ---
+
 // The thread state attached to the calling thread, or null; never a fatal
 // error. Before 3.12 CPython keeps a single process-wide "current" pointer
 // (the GIL holder's thread state, `_PyRuntime.gilstate.tstate_current`);
 // from 3.12 it is a thread-local. Comparing the result with a thread state
 // this thread owns is correct on both: only the GIL holder can store its own
 // pointer there. Never dereference the result unless it is known to be ours.
+// PyThreadState_GetUnchecked is public from 3.13; its earlier name
+// _PyThreadState_UncheckedGet is deprecated from 3.14 (a warning, an error
+// under -Werror) and used only where the public name does not exist.
 inline PyThreadState* CurrentThreadStateUnchecked() {
 #if PY_VERSION_HEX >= 0x030D0000
   return PyThreadState_GetUnchecked();
@@ -71,6 +108,72 @@ inline bool IsFinalizing() {
 // it is the process-wide GIL holder's (see CurrentThreadStateUnchecked).
 inline constexpr bool kCurrentThreadStateIsThreadLocal =
     PY_VERSION_HEX >= 0x030C0000;
+
+// From 3.14, Py_FinalizeEx frees every interned string of the main
+// interpreter, also the immortal ones that C code interned
+// (PyUnicode_InternFromString, PyUnicode_InternInPlace) and still holds:
+// Py_INCREF does not keep an immortal object alive (gh-113190). Before,
+// those were leaked at finalization, so a pointer kept across a
+// re-initialization happened to stay valid. pyscope keeps no Python object
+// across runtimes; a host must drop such pointers in an exit callback.
+inline constexpr bool kFinalizeFreesInternedStrings =
+    PY_VERSION_HEX >= 0x030E0000;
+
+// From 3.14 (and 3.13.8, where the change was backported), a thread other
+// than the finalizing one that attaches after Py_FinalizeEx marked the
+// runtime as finalizing (PyEval_RestoreThread, PyGILState_Ensure, the
+// evaluation loop taking the GIL back) is parked forever
+// (PyThread_hang_thread) instead of being ended with pthread_exit
+// (gh-87135). pyscope's own attaches never reach it with a thread state it
+// created for a native thread: the gate refuses cold attachments once
+// finalization began, and past its point of no return a re-attachment ends
+// the thread by unwinding instead (src/gate.h, src/attach.cc).
+inline constexpr bool kLateAttachHangsThread = PY_VERSION_HEX >= 0x030D0800;
+
+// Whether CPython, asked now to attach a thread state on a thread other
+// than the finalizing one, would end the thread with pthread_exit inside
+// the call: before gh-87135 (3.9-3.13.7), once Py_FinalizeEx has marked the
+// runtime as finalizing. From then on a caller's bookkeeping after the
+// attach call never runs. (From 3.14 the thread is parked instead.) Safe
+// without an attached thread state.
+inline bool AttachWouldEndThread() {
+  return !kLateAttachHangsThread && IsFinalizing();
+}
+
+// From 3.15, threading.Lock.acquire() raises PythonFinalizationError instead
+// of waiting once finalization got to where no other thread can attach, so
+// could ever release the lock (GH-135991). Not in 3.14.7: there the wait
+// goes on (with a timeout it returns False). Untested here (no 3.15).
+inline constexpr bool kLockAcquireRaisesAtFinalization =
+    PY_VERSION_HEX >= 0x030F0000;
+
+// PEP 741 (3.14): the running configuration can be read by option name
+// (PyConfig_Get, PyConfig_GetInt) and initialization configured by name
+// (PyInitConfig).
+inline constexpr bool kHasConfigGet = PY_VERSION_HEX >= 0x030E0000;
+
+// Reads the integer (or boolean) option `name` of the running configuration
+// into *value (PEP 741's PyConfig_GetInt). False when this CPython has no
+// PyConfig_GetInt (before 3.14) or the option does not exist (the error is
+// cleared). Requires the GIL.
+inline bool GetConfigInt(const char* name, int* value) PYSCOPE_REQUIRES_GIL {
+#if PY_VERSION_HEX >= 0x030E0000
+  if (PyConfig_GetInt(name, value) == 0) return true;
+  PyErr_Clear();
+  return false;
+#else
+  (void)name;
+  (void)value;
+  return false;
+#endif
+}
+
+// PEP 734 (3.14): the concurrent.interpreters module, which creates and runs
+// sub-interpreters from Python code (whence "_interpreters module"). It
+// refuses to close or run interpreters it did not create, such as
+// pyscope's SubInterpreters (whence "C-API"), and Py_FinalizeEx ends the
+// ones left open (with a RuntimeWarning, 3.13+).
+inline constexpr bool kHasConcurrentInterpreters = PY_VERSION_HEX >= 0x030E0000;
 
 // From 3.12, PyThreadState_Swap between thread states of interpreters with
 // different GILs releases one GIL and takes the other (gh-104812); before,
