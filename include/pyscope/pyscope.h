@@ -16,5 +16,6 @@
 #include "pyscope/source_location.h"
 #include "pyscope/sub_interpreter.h"
 #include "pyscope/thread_state_swap.h"
+#include "pyscope/trace.h"
 
 #endif  // PYSCOPE_PYSCOPE_H_

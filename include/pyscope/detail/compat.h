@@ -162,6 +162,39 @@ inline void SetSafePath(PyConfig* config, bool safe) {
 #endif
 }
 
+// --- Differences the extras depend on (trace.h, main_thread.h, ...) ---
+
+// PyEval_SetTraceAllThreads / PyEval_SetProfileAllThreads (every thread
+// state of the calling thread's interpreter) exist from 3.12.
+inline constexpr bool kHasTraceAllThreads = PY_VERSION_HEX >= 0x030C0000;
+
+// Installs `func` as the trace (or, with `profile`, the profile) function of
+// every thread state of the calling thread's interpreter. Only called when
+// kHasTraceAllThreads; before 3.12 it does nothing. Requires the GIL.
+inline void SetTraceAllThreads(bool profile, Py_tracefunc func,
+                               PyObject* arg) PYSCOPE_REQUIRES_GIL {
+#if PY_VERSION_HEX >= 0x030C0000
+  if (profile) {
+    PyEval_SetProfileAllThreads(func, arg);
+  } else {
+    PyEval_SetTraceAllThreads(func, arg);
+  }
+#else
+  (void)profile;
+  (void)func;
+  (void)arg;
+#endif
+}
+
+// From 3.12, Py_AddPendingCall always queues the call for the main thread
+// of the main interpreter and needs no thread state. Before, it queues it
+// for the interpreter of the current thread state, which (the current
+// thread state being the process-wide GIL holder's) may be another
+// thread's sub-interpreter: the caller must hold the GIL with a
+// main-interpreter thread state for the call to reach the main interpreter.
+inline constexpr bool kPendingCallsNeedMainThreadState =
+    PY_VERSION_HEX < 0x030C0000;
+
 }  // namespace pyscope::detail::compat
 
 #endif  // PYSCOPE_DETAIL_COMPAT_H_
