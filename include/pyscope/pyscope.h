@@ -12,6 +12,7 @@
 #include "pyscope/error.h"
 #include "pyscope/exec.h"
 #include "pyscope/gil.h"
+#include "pyscope/main_thread.h"
 #include "pyscope/runtime.h"
 #include "pyscope/source_location.h"
 #include "pyscope/sub_interpreter.h"

@@ -1,0 +1,26 @@
+// Copyright 2026 The pyscope Authors.
+// SPDX-License-Identifier: Apache-2.0
+//
+// What the extras (main_thread.cc, deadline.cc, fork.cc, ...) expose to
+// the rest of the core: the steps that runtime finalization and fork call.
+
+#ifndef PYSCOPE_SRC_EXTRAS_H_
+#define PYSCOPE_SRC_EXTRAS_H_
+
+#include "pyscope/annotations.h"
+
+namespace pyscope::detail {
+
+// Finalization (runtime.cc, after the exit callbacks, GIL held): refuses
+// new main-thread calls for this runtime and destroys, unrun, those that
+// are still pending; their futures get kCancelled.
+void DiscardMainThreadCalls() PYSCOPE_REQUIRES_GIL;
+
+// In a fork child: forgets the pending main-thread calls (their posting
+// threads do not exist here), without running or destroying them — their
+// closures may hold objects of the parent's other threads.
+void ForgetMainThreadCallsAfterFork();
+
+}  // namespace pyscope::detail
+
+#endif  // PYSCOPE_SRC_EXTRAS_H_
