@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "attach.h"
+#include "extras.h"
 #include "gate.h"
 #include "interpreter_registry.h"
 #include "lock.h"
@@ -389,6 +390,15 @@ absl::Status RunExitCallbacks(Record& self, FinalizerGil* gil)
   return result;
 }
 
+// 5a. Calls posted to the main thread (pyscope/main_thread.h) that have
+// not run are destroyed unrun and counted, and no more are accepted for
+// this runtime: Py_FinalizeEx would otherwise run them while it tears
+// Python down, or never. Runs with the GIL that step 5 took (their closures
+// may own Python objects), which the analysis cannot follow.
+void DiscardPendingMainThreadCalls() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  detail::DiscardMainThreadCalls();
+}
+
 // 6. Py_FinalizeEx, or hands the interpreter back: to the host (adopted),
 // or left initialized when a sub-interpreter could not be ended (`subs`).
 absl::Status FinalizePython(Record& self, const FinalizerGil& gil,
@@ -540,6 +550,8 @@ absl::Status ScopedRuntime::Finalize() {
   // 5. Exit callbacks.
   FinalizerGil gil{adopted_};
   KeepFirstError(result, RunExitCallbacks(self, &gil));
+  // 5a. Main-thread calls that never ran are destroyed (GIL held).
+  DiscardPendingMainThreadCalls();
   // 6. Py_FinalizeEx.
   KeepFirstError(result, FinalizePython(self, gil, subs));
   // 7. Forget.

@@ -123,7 +123,8 @@ struct PYSCOPE_API RuntimeOptions {
 //   2. waits, GIL released, up to options.drain_deadline for native threads
 //      already inside GILGuard scopes to leave them;
 //   3. takes the GIL and runs the exit callbacks (last added, first run)
-//      while Python still works;
+//      while Python still works; then destroys, unrun, the calls posted to
+//      the main thread that never ran (pyscope/main_thread.h);
 //   4. calls Py_FinalizeEx (which joins non-daemon Python threads) and
 //      reports a non-zero result;
 //   5. forgets every thread state pyscope cached, so a new ScopedRuntime can
