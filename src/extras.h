@@ -21,6 +21,13 @@ void DiscardMainThreadCalls() PYSCOPE_REQUIRES_GIL;
 // closures may hold objects of the parent's other threads.
 void ForgetMainThreadCallsAfterFork();
 
+// Around fork() (pthread_atfork, fork.cc): the watchdog's lock is held
+// across the fork; in the child the deadlines of the threads that do not
+// exist there are dropped, and a new watchdog thread starts on demand.
+void PrepareDeadlinesForFork();
+void DeadlinesAfterForkInParent();
+void DeadlinesAfterForkInChild();
+
 }  // namespace pyscope::detail
 
 #endif  // PYSCOPE_SRC_EXTRAS_H_

@@ -8,6 +8,7 @@
 #define PYSCOPE_PYSCOPE_H_
 
 #include "pyscope/annotations.h"
+#include "pyscope/deadline.h"
 #include "pyscope/diagnostics.h"
 #include "pyscope/error.h"
 #include "pyscope/exec.h"
