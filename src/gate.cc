@@ -14,6 +14,11 @@
 namespace pyscope::detail {
 
 void Gate::Slot::EnterColdScope(const SourceLocation& where) {
+  // One clock read per cold attachment (never on the nested fast path),
+  // for LiveGuards()' "held for".
+  if (inside_.load(std::memory_order_relaxed) == 0) {
+    entered_at_ns_.store(platform::MonotonicNanos(), std::memory_order_relaxed);
+  }
   site_file_.store(where.file(), std::memory_order_relaxed);
   site_function_.store(where.function(), std::memory_order_relaxed);
   site_line_.store(where.line(), std::memory_order_relaxed);

@@ -68,6 +68,11 @@ class Gate {
     // Where the outermost cold scope was created (or an empty location).
     SourceLocation site() const;
     bool inside() const { return inside_.load(std::memory_order_acquire) != 0; }
+    // When the outermost cold scope attached (platform::MonotonicNanos()),
+    // for the live-guards snapshot; meaningful while inside().
+    int64_t entered_at_ns() const {
+      return entered_at_ns_.load(std::memory_order_relaxed);
+    }
 
    private:
     friend class Gate;
@@ -77,6 +82,7 @@ class Gate {
     std::atomic<const char*> site_file_{""};
     std::atomic<const char*> site_function_{""};
     std::atomic<int> site_line_{0};
+    std::atomic<int64_t> entered_at_ns_{0};
   };
 
   // Marks `slot` as attaching for its lifetime: the finalizer does not

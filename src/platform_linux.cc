@@ -6,6 +6,7 @@
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -38,6 +39,12 @@ std::string DescribeThread(uint64_t os_thread_id, const std::string& name) {
 std::string DescribeThisThread() {
   const ThreadIdentity self = ThisThreadIdentity();
   return DescribeThread(self.os_thread_id, ThreadName(self));
+}
+
+int64_t MonotonicNanos() {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
 }
 
 void EndThisThread() { pthread_exit(nullptr); }
