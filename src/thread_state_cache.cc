@@ -66,6 +66,12 @@ Record& ThreadStateCache::ThisThreadRecord() {
   return *record;
 }
 
+void ThreadStateCache::ForEachRecord(absl::FunctionRef<void(Record&)> visit) {
+  CoreLock lock(&mu_);
+  for (Record* record : records_) visit(*record);
+  for (Record* record : exited_) visit(*record);
+}
+
 void ThreadStateCache::Retire(void* pointer) {
   ThreadStateCache& cache = Get();
   auto* record = static_cast<Record*>(pointer);

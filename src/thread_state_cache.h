@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "gate.h"
 #include "lock.h"
 #include "platform.h"
@@ -98,6 +99,13 @@ class ThreadStateCache {
 
   // The record of the calling thread (created on first use).
   Record& ThisThreadRecord();
+
+  // Calls `visit` for every record, under the cache's lock: those of live
+  // threads, then those of threads that exited with scopes open (`exited`
+  // set). For diagnostics (pyscope::LiveGuards): the fields the owning
+  // thread writes are read racily there. `visit` may lock the record's mu
+  // (lock order: the cache, then a record) and must not call the cache.
+  void ForEachRecord(absl::FunctionRef<void(Record&)> visit);
 
  private:
   ThreadStateCache() = default;
