@@ -13,10 +13,12 @@
 #include "pyscope/error.h"
 #include "pyscope/exec.h"
 #include "pyscope/gil.h"
+#include "pyscope/introspection.h"
 #include "pyscope/main_thread.h"
 #include "pyscope/runtime.h"
 #include "pyscope/source_location.h"
 #include "pyscope/sub_interpreter.h"
+#include "pyscope/thread_dict.h"
 #include "pyscope/thread_state_swap.h"
 #include "pyscope/trace.h"
 
