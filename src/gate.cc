@@ -196,4 +196,24 @@ std::vector<Gate::InsideThread> Gate::ThreadsInside() const {
   return result;
 }
 
+bool Gate::LockForFork(int patience_ms) { return LockWithin(mu_, patience_ms); }
+
+void Gate::UnlockAfterFork(bool locked,
+                           bool in_child) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  if (locked) {
+    mu_.Unlock();
+  } else if (in_child) {
+    RenewInForkChild(mu_);
+  }
+}
+
+void Gate::ForgetOtherThreadsAfterFork(Slot& survivor) {
+  CoreLock lock(&mu_);
+  const bool registered =
+      std::find(slots_.begin(), slots_.end(), &survivor) != slots_.end();
+  slots_.clear();
+  if (registered) slots_.push_back(&survivor);
+  survivor.attaching_.store(0, std::memory_order_release);
+}
+
 }  // namespace pyscope::detail

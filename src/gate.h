@@ -160,6 +160,19 @@ class Gate {
   };
   std::vector<InsideThread> ThreadsInside() const;
 
+  // --- fork(2) (fork.cc; pthread_atfork handlers). ---
+  // Takes the slot list's lock across a fork, waiting at most
+  // `patience_ms`; false if a blocked thread holds it.
+  bool LockForFork(int patience_ms);
+  // After the fork: releases the lock if `locked`; in the child, where its
+  // holder does not exist, renews it otherwise.
+  void UnlockAfterFork(bool locked, bool in_child);
+  // In a fork child, where only the calling thread exists: forgets every
+  // slot but `survivor`, so that the drain and the point of no return never
+  // wait for threads that do not exist, and clears the survivor's attaching
+  // mark (it is not attaching: it is running the fork handlers).
+  void ForgetOtherThreadsAfterFork(Slot& survivor);
+
  private:
   Gate() = default;
   bool AnyOtherAttaching(const Slot* self) const;
