@@ -561,6 +561,38 @@ absl::Status ScopedRuntime::Finalize() {
   return result;
 }
 
+namespace detail {
+
+bool LockRuntimeForFork(int patience_ms) {
+  return LockWithin(GetProcess().mu, patience_ms);
+}
+
+void UnlockRuntimeAfterFork(bool locked,
+                            bool in_child) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  if (locked) {
+    GetProcess().mu.Unlock();
+  } else if (in_child) {
+    RenewInForkChild(GetProcess().mu);
+  }
+}
+
+// The runtime must be finalized on its initializing thread, whose main
+// thread state Finalize re-attaches; in a fork child that thread may not
+// exist (CPython's PyOS_AfterFork_Child makes the forking thread the main
+// thread and deletes the other threads' states).
+void HandRuntimeToForkChild(Record& survivor, PyThreadState* tstate) {
+  Process& process = GetProcess();
+  {
+    CoreLock lock(&process.mu);
+    if (process.live == nullptr) return;
+  }
+  if (process.initializer == &survivor || tstate == nullptr) return;
+  process.initializer = &survivor;
+  process.init_tstate = tstate;
+}
+
+}  // namespace detail
+
 RuntimeState GetRuntimeState() {
   switch (Gate::Get().state()) {
     case Gate::State::kUninitialized:
