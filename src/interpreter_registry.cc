@@ -31,6 +31,12 @@ absl::Status InterpControl::EndedError() const {
 absl::Status InterpControl::Enter(ThreadRecord* record) {
   CoreLock lock(&mu);
   if (ended || interp == nullptr) return EndedError();
+  if (lost_in_fork) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "pyscope: sub-interpreter ", id,
+        " cannot be used in this fork child: a thread that was inside it (or "
+        "ending it) at the fork does not exist here"));
+  }
   if (ending) {
     return absl::UnavailableError(
         absl::StrCat("pyscope: sub-interpreter ", id,
@@ -140,16 +146,23 @@ void InterpreterRegistry::ForgetOtherThreadsAfterFork(
   for (const auto& control : interps_) {
     CoreLock control_lock(&control->mu);
     auto& active = control->active;
+    const size_t before = active.size();
     active.erase(std::remove_if(active.begin(), active.end(),
                                 [survivor](const ThreadRecord* record) {
                                   return record != survivor;
                                 }),
                  active.end());
-    // The thread that was ending it (not this one: it is forking) does
-    // not exist here, nor do the threads that waited on `idle`.
-    control->ending = false;
-    control->end_in_progress = false;
+    // Threads that waited on `idle` do not exist here.
     new (&control->idle) std::condition_variable();
+    if (active.size() != before || control->end_in_progress) {
+      // A thread that does not exist here was inside it (and may hold its
+      // GIL) or was ending it: entering or ending it could wait forever.
+      // It stays alive and refuses both with a status; the runtime's
+      // finalization then leaves Python initialized rather than hang.
+      control->lost_in_fork = true;
+      control->ending = true;
+      control->end_in_progress = true;
+    }
   }
 }
 

@@ -36,8 +36,9 @@ struct InterpControl {
   std::vector<ThreadRecord*> active ABSL_GUARDED_BY(mu);
   // Signalled when `active` becomes empty while `ending`.
   std::condition_variable idle;
-  // The interpreter did not survive a fork (PyOS_AfterFork_Child deletes
-  // every sub-interpreter in the child); `ended` is set too.
+  // Unusable in a fork child: CPython deleted it (PyOS_AfterFork_Child
+  // deletes every sub-interpreter; `ended` is set too), or, after a plain
+  // fork(), a thread that does not exist in the child was inside it.
   bool lost_in_fork = false;
 
   // The interpreter, or null once it ended.
@@ -84,8 +85,8 @@ class InterpreterRegistry {
   void UnlockAfterFork(bool in_child);
   // In a fork child, where only `survivor` exists: the other threads leave
   // every interpreter (without waking anyone: a waiter would be a thread
-  // that does not exist), and an End() that another thread had in progress
-  // is abandoned, so that End() works in the child.
+  // that does not exist); an interpreter that one of them was inside, or
+  // was ending, refuses entries and End() from then on (lost_in_fork).
   void ForgetOtherThreadsAfterFork(const ThreadRecord* survivor);
   // In a fork child after PyOS_AfterFork_Child, which deleted every
   // sub-interpreter: marks each one ended (lost_in_fork) and forgets it,
