@@ -21,11 +21,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <string>
 #include <thread>
 #include <utility>
@@ -250,16 +252,29 @@ bool CancelDeadline(DeadlineState* state) {
   return RequestFire(state->shared_from_this(), /*outcome=*/2);
 }
 
-void PrepareDeadlinesForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  GetWatchdog().mu.lock();
+bool LockDeadlinesForFork(int patience_ms) {
+  std::mutex& mu = GetWatchdog().mu;
+  for (int waited = 0;; ++waited) {
+    if (mu.try_lock()) return true;
+    if (waited >= patience_ms) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
-void DeadlinesAfterForkInParent() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  GetWatchdog().mu.unlock();
-}
-
-void DeadlinesAfterForkInChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+void UnlockDeadlinesAfterFork(bool locked, bool in_child) {
   Watchdog& watchdog = GetWatchdog();
+  if (locked) {
+    watchdog.mu.unlock();
+  } else if (in_child) {
+    new (&watchdog.mu) std::mutex();
+  }
+  // Threads that waited on it do not exist in the child.
+  if (in_child) new (&watchdog.changed) std::condition_variable();
+}
+
+void ForgetDeadlinesAfterFork() {
+  Watchdog& watchdog = GetWatchdog();
+  std::lock_guard<std::mutex> lock(watchdog.mu);
   // Only the forking thread exists here: the deadlines of the others would
   // fire at threads that do not exist (or, worse, at new threads that reuse
   // their ids). The watchdog thread does not exist either: Watch() starts
@@ -274,7 +289,6 @@ void DeadlinesAfterForkInChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     }
   }
   watchdog.thread_pid = 0;
-  watchdog.mu.unlock();
 }
 
 int DeadlineOutcome(const DeadlineState* state) {

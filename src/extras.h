@@ -8,6 +8,7 @@
 #define PYSCOPE_SRC_EXTRAS_H_
 
 #include "pyscope/annotations.h"
+#include "thread_state_cache.h"
 
 namespace pyscope::detail {
 
@@ -24,9 +25,24 @@ void ForgetMainThreadCallsAfterFork();
 // Around fork() (pthread_atfork, fork.cc): the watchdog's lock is held
 // across the fork; in the child the deadlines of the threads that do not
 // exist there are dropped, and a new watchdog thread starts on demand.
-void PrepareDeadlinesForFork();
-void DeadlinesAfterForkInParent();
-void DeadlinesAfterForkInChild();
+bool LockDeadlinesForFork(int patience_ms);
+void UnlockDeadlinesAfterFork(bool locked, bool in_child);
+void ForgetDeadlinesAfterFork();
+
+// Around fork() (fork.cc): the main-thread calls' lock.
+bool LockMainThreadCallsForFork(int patience_ms);
+void UnlockMainThreadCallsAfterFork(bool locked, bool in_child);
+
+// Around fork() (runtime.cc): the process slot's lock (exit callbacks,
+// which runtime is live).
+bool LockRuntimeForFork(int patience_ms);
+void UnlockRuntimeAfterFork(bool locked, bool in_child);
+// In a fork child: when the thread that initialized the runtime is not
+// `survivor` (so does not exist there), hands the runtime to `survivor`,
+// with `tstate` (its main-interpreter thread state) as the state Finalize
+// re-attaches, so that Finalize works in the child. No-op without a live
+// runtime, when `survivor` already is that thread, or with a null `tstate`.
+void HandRuntimeToForkChild(Record& survivor, PyThreadState* tstate);
 
 }  // namespace pyscope::detail
 

@@ -224,6 +224,19 @@ void DiscardMainThreadCalls() {
   discarded.clear();  // the closures are destroyed with the GIL held
 }
 
+bool LockMainThreadCallsForFork(int patience_ms) {
+  return LockWithin(GetCalls().mu, patience_ms);
+}
+
+void UnlockMainThreadCallsAfterFork(bool locked, bool in_child)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  if (locked) {
+    GetCalls().mu.Unlock();
+  } else if (in_child) {
+    RenewInForkChild(GetCalls().mu);
+  }
+}
+
 void ForgetMainThreadCallsAfterFork() {
   Calls& calls = GetCalls();
   CoreLock lock(&calls.mu);

@@ -12,6 +12,7 @@
 #include "pyscope/diagnostics.h"
 #include "pyscope/error.h"
 #include "pyscope/exec.h"
+#include "pyscope/fork.h"
 #include "pyscope/gil.h"
 #include "pyscope/introspection.h"
 #include "pyscope/main_thread.h"
