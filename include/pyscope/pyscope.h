@@ -16,6 +16,7 @@
 #include "pyscope/gil.h"
 #include "pyscope/introspection.h"
 #include "pyscope/main_thread.h"
+#include "pyscope/run_main.h"
 #include "pyscope/runtime.h"
 #include "pyscope/source_location.h"
 #include "pyscope/sub_interpreter.h"

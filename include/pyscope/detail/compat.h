@@ -186,6 +186,19 @@ inline void SetTraceAllThreads(bool profile, Py_tracefunc func,
 #endif
 }
 
+// Raises `exception` (a normalized exception object; the reference is
+// stolen) as the current exception: the inverse of FetchRaisedException.
+// Requires the GIL.
+inline void RestoreRaisedException(PyObject* exception) PYSCOPE_REQUIRES_GIL {
+#if PY_VERSION_HEX >= 0x030C0000
+  PyErr_SetRaisedException(exception);
+#else
+  PyObject* type = reinterpret_cast<PyObject*>(Py_TYPE(exception));
+  Py_INCREF(type);
+  PyErr_Restore(type, exception, PyException_GetTraceback(exception));
+#endif
+}
+
 // From 3.12, Py_AddPendingCall always queues the call for the main thread
 // of the main interpreter and needs no thread state. Before, it queues it
 // for the interpreter of the current thread state, which (the current
