@@ -12,6 +12,7 @@
 #include "pyscope/diagnostics.h"
 #include "pyscope/error.h"
 #include "pyscope/exec.h"
+#include "pyscope/exit_hooks.h"
 #include "pyscope/fork.h"
 #include "pyscope/gil.h"
 #include "pyscope/introspection.h"
