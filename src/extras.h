@@ -37,6 +37,9 @@ void UnlockMainThreadCallsAfterFork(bool locked, bool in_child);
 // which runtime is live).
 bool LockRuntimeForFork(int patience_ms);
 void UnlockRuntimeAfterFork(bool locked, bool in_child);
+// Whether `record` is the thread that initialized the running runtime (the
+// one that finalizes it).
+bool IsRuntimeThread(const Record& record);
 // In a fork child: when the thread that initialized the runtime is not
 // `survivor` (so does not exist there), hands the runtime to `survivor`,
 // with `tstate` (its main-interpreter thread state) as the state Finalize

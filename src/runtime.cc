@@ -576,6 +576,10 @@ void UnlockRuntimeAfterFork(bool locked,
   }
 }
 
+bool IsRuntimeThread(const Record& record) {
+  return GetProcess().initializer == &record;
+}
+
 // The runtime must be finalized on its initializing thread, whose main
 // thread state Finalize re-attaches; in a fork child that thread may not
 // exist (CPython's PyOS_AfterFork_Child makes the forking thread the main
