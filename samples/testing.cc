@@ -41,7 +41,10 @@ PyModuleDef kModule = {PyModuleDef_HEAD_INIT,
                        nullptr,
                        nullptr};
 
-PyObject* InitGeometry() { return PyModule_Create(&kModule); }
+// Called by CPython, with the GIL held, at `import geometry`.
+PyObject* InitGeometry() PYSCOPE_REQUIRES_GIL {
+  return PyModule_Create(&kModule);
+}
 
 double EvalDouble(const char* expression) PYSCOPE_REQUIRES_GIL {
   PyObject* value = pyscope::Eval(expression);

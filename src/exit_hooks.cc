@@ -28,7 +28,8 @@ struct Hook {
   SourceLocation where;
 };
 
-void DestroyHook(PyObject* capsule) {
+// A capsule destructor: CPython calls it with the GIL held.
+void DestroyHook(PyObject* capsule) PYSCOPE_REQUIRES_GIL {
   delete static_cast<Hook*>(PyCapsule_GetPointer(capsule, kCapsuleName));
 }
 

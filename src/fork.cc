@@ -151,6 +151,15 @@ absl::StatusOr<pid_t> Fork(SourceLocation where)
         "before creating them.");
   }
   detail::Record& self = detail::ThisRecord();
+  if (detail::compat::kFinalizeResumesInitialThreadState &&
+      !detail::IsRuntimeThread(self)) {
+    return absl::FailedPreconditionError(
+        "pyscope::Fork: from CPython 3.13 the child of a fork from a thread "
+        "other than the runtime's could never finalize Python "
+        "(Py_FinalizeEx resumes the initial thread state, which "
+        "PyOS_AfterFork_Child deletes in such a child). Fork from the thread "
+        "that created the ScopedRuntime.");
+  }
   PyOS_BeforeFork();
   const pid_t pid = ::fork();
   if (pid != 0) {

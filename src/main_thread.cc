@@ -256,8 +256,8 @@ void ForgetMainThreadCallsAfterFork() {
 absl::Status PostToMainThread(absl::AnyInvocable<void()> fn,
                               SourceLocation where) {
   detail::MainThreadCall call;
-  call.run = [fn = std::move(fn),
-              where]() mutable ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  call.run = [fn = std::move(fn), where]() mutable {
+    PYSCOPE_ASSERT_GIL_HELD();  // pending calls run with the GIL held
     try {
       fn();
     } catch (const PythonError& e) {

@@ -32,7 +32,8 @@ namespace {
 
 constexpr char kCapsuleName[] = "pyscope.trace";
 
-void DestroyTarget(PyObject* capsule) {
+// A capsule destructor: CPython calls it with the GIL held.
+void DestroyTarget(PyObject* capsule) PYSCOPE_REQUIRES_GIL {
   delete static_cast<TraceTarget*>(PyCapsule_GetPointer(capsule, kCapsuleName));
 }
 

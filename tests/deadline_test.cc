@@ -55,7 +55,9 @@ TEST_SUITE("deadline") {
 
   TEST_CASE("a loop inside a sub-interpreter stops") {
     ScopedRuntime runtime(TestOptions());
-    for (const auto& [name, options] : pyscope_test::CreatableOptions()) {
+    for (const auto& entry : pyscope_test::CreatableOptions()) {
+      const char* name = entry.first;
+      const pyscope::SubInterpreterOptions& options = entry.second;
       CAPTURE(name);
       pyscope::SubInterpreter sub(options);
       GILGuard gil(sub);

@@ -61,8 +61,13 @@ namespace pyscope {
 // Without a running runtime it is a plain fork(). Errors (nothing forked):
 // kUnavailable while the runtime is finalizing; kFailedPrecondition while
 // sub-interpreters are alive, or when the calling thread is attached to
-// one (CPython forks only from the main interpreter); the errno of fork()
-// as a status (e.g. kResourceExhausted for EAGAIN).
+// one (CPython forks only from the main interpreter), and from CPython 3.13
+// on a thread other than the runtime's (the one that created the
+// ScopedRuntime): 3.13's Py_FinalizeEx resumes the main interpreter's
+// initial thread state, which PyOS_AfterFork_Child deletes in the child of
+// such a fork, so the child could never finalize (on 3.9-3.12 any thread
+// may fork, and the child finalizes on it); the errno of fork() as a
+// status (e.g. kResourceExhausted for EAGAIN).
 //
 // Thread-safety: may be called from any thread. It waits (boundedly) for
 // other threads that are in the middle of a pyscope operation; like every

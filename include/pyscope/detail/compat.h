@@ -199,6 +199,14 @@ inline void RestoreRaisedException(PyObject* exception) PYSCOPE_REQUIRES_GIL {
 #endif
 }
 
+// From 3.13, Py_FinalizeEx on the main thread resumes the main
+// interpreter's initial thread state (runtime->main_tstate, resolve_final_
+// tstate in Python/pylifecycle.c), which PyOS_AfterFork_Child does not
+// update: in the child of a fork from another thread, that state was
+// deleted, and finalizing there is a use after free.
+inline constexpr bool kFinalizeResumesInitialThreadState =
+    PY_VERSION_HEX >= 0x030D0000;
+
 // From 3.12, Py_AddPendingCall always queues the call for the main thread
 // of the main interpreter and needs no thread state. Before, it queues it
 // for the interpreter of the current thread state, which (the current
