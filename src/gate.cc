@@ -14,6 +14,11 @@
 namespace pyscope::detail {
 
 void Gate::Slot::EnterColdScope(const SourceLocation& where) {
+  // One clock read per cold attachment (never on the nested fast path),
+  // for LiveGuards()' "held for".
+  if (inside_.load(std::memory_order_relaxed) == 0) {
+    entered_at_ns_.store(platform::MonotonicNanos(), std::memory_order_relaxed);
+  }
   site_file_.store(where.file(), std::memory_order_relaxed);
   site_function_.store(where.function(), std::memory_order_relaxed);
   site_line_.store(where.line(), std::memory_order_relaxed);
@@ -194,6 +199,26 @@ std::vector<Gate::InsideThread> Gate::ThreadsInside() const {
       result.push_back(InsideThread{slot->who(), slot->site()});
   }
   return result;
+}
+
+bool Gate::LockForFork(int patience_ms) { return LockWithin(mu_, patience_ms); }
+
+void Gate::UnlockAfterFork(bool locked,
+                           bool in_child) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  if (locked) {
+    mu_.Unlock();
+  } else if (in_child) {
+    RenewInForkChild(mu_);
+  }
+}
+
+void Gate::ForgetOtherThreadsAfterFork(Slot& survivor) {
+  CoreLock lock(&mu_);
+  const bool registered =
+      std::find(slots_.begin(), slots_.end(), &survivor) != slots_.end();
+  slots_.clear();
+  if (registered) slots_.push_back(&survivor);
+  survivor.attaching_.store(0, std::memory_order_release);
 }
 
 }  // namespace pyscope::detail

@@ -68,6 +68,11 @@ class Gate {
     // Where the outermost cold scope was created (or an empty location).
     SourceLocation site() const;
     bool inside() const { return inside_.load(std::memory_order_acquire) != 0; }
+    // When the outermost cold scope attached (platform::MonotonicNanos()),
+    // for the live-guards snapshot; meaningful while inside().
+    int64_t entered_at_ns() const {
+      return entered_at_ns_.load(std::memory_order_relaxed);
+    }
 
    private:
     friend class Gate;
@@ -77,6 +82,7 @@ class Gate {
     std::atomic<const char*> site_file_{""};
     std::atomic<const char*> site_function_{""};
     std::atomic<int> site_line_{0};
+    std::atomic<int64_t> entered_at_ns_{0};
   };
 
   // Marks `slot` as attaching for its lifetime: the finalizer does not
@@ -158,6 +164,19 @@ class Gate {
     SourceLocation site;
   };
   std::vector<InsideThread> ThreadsInside() const;
+
+  // --- fork(2) (fork.cc; pthread_atfork handlers). ---
+  // Takes the slot list's lock across a fork, waiting at most
+  // `patience_ms`; false if a blocked thread holds it.
+  bool LockForFork(int patience_ms);
+  // After the fork: releases the lock if `locked`; in the child, where its
+  // holder does not exist, renews it otherwise.
+  void UnlockAfterFork(bool locked, bool in_child);
+  // In a fork child, where only the calling thread exists: forgets every
+  // slot but `survivor`, so that the drain and the point of no return never
+  // wait for threads that do not exist, and clears the survivor's attaching
+  // mark (it is not attaching: it is running the fork handlers).
+  void ForgetOtherThreadsAfterFork(Slot& survivor);
 
  private:
   Gate() = default;

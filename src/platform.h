@@ -37,6 +37,9 @@ std::string ThreadName(const ThreadIdentity& identity);
 std::string DescribeThread(uint64_t os_thread_id, const std::string& name);
 std::string DescribeThisThread();
 
+// A monotonic clock (CLOCK_MONOTONIC), in nanoseconds.
+int64_t MonotonicNanos();
+
 // Ends the calling thread by unwinding its stack (glibc's pthread_exit is a
 // forced unwind), so that the destructors of enclosing scopes run.
 [[noreturn]] void EndThisThread();

@@ -7,6 +7,7 @@
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -59,6 +60,12 @@ std::vector<std::string> LoadedSharedObjectStems() {
 std::string DescribeThisThread() {
   const ThreadIdentity self = ThisThreadIdentity();
   return DescribeThread(self.os_thread_id, ThreadName(self));
+}
+
+int64_t MonotonicNanos() {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
 }
 
 void EndThisThread() { pthread_exit(nullptr); }

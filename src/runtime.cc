@@ -21,6 +21,7 @@
 #include "absl/strings/str_join.h"
 #include "attach.h"
 #include "config.h"
+#include "extras.h"
 #include "gate.h"
 #include "host_setup.h"
 #include "interpreter_registry.h"
@@ -537,7 +538,17 @@ void NoteReinitHazards(bool adopted) PYSCOPE_REQUIRES_GIL {
   }
 }
 
+// 5a. Calls posted to the main thread (pyscope/main_thread.h) that have
+// not run are destroyed unrun and counted, and no more are accepted for
+// this runtime: Py_FinalizeEx would otherwise run them while it tears
+// Python down, or never. Runs with the GIL that step 5 took (their closures
+// may own Python objects), which the analysis cannot follow.
+void DiscardPendingMainThreadCalls() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  detail::DiscardMainThreadCalls();
+}
+
 // 7. Py_FinalizeEx, or hands the interpreter back: to the host (adopted),
+
 // or left initialized when a sub-interpreter could not be ended (`subs`).
 absl::Status FinalizePython(Record& self, const FinalizerGil& gil,
                             const absl::Status& subs)
@@ -714,6 +725,8 @@ absl::Status ScopedRuntime::Finalize() {
   // 5. Exit callbacks.
   FinalizerGil gil{adopted_};
   KeepFirstError(result, RunExitCallbacks(self, &gil));
+  // 5a. Main-thread calls that never ran are destroyed (GIL held).
+  DiscardPendingMainThreadCalls();
   // 6. Note what the next runtime must know.
   NoteReinitHazards(adopted_);
   // 7. Py_FinalizeEx.
@@ -724,6 +737,42 @@ absl::Status ScopedRuntime::Finalize() {
   finalize_status_ = result;
   return result;
 }
+
+namespace detail {
+
+bool LockRuntimeForFork(int patience_ms) {
+  return LockWithin(GetProcess().mu, patience_ms);
+}
+
+void UnlockRuntimeAfterFork(bool locked,
+                            bool in_child) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  if (locked) {
+    GetProcess().mu.Unlock();
+  } else if (in_child) {
+    RenewInForkChild(GetProcess().mu);
+  }
+}
+
+bool IsRuntimeThread(const Record& record) {
+  return GetProcess().initializer == &record;
+}
+
+// The runtime must be finalized on its initializing thread, whose main
+// thread state Finalize re-attaches; in a fork child that thread may not
+// exist (CPython's PyOS_AfterFork_Child makes the forking thread the main
+// thread and deletes the other threads' states).
+void HandRuntimeToForkChild(Record& survivor, PyThreadState* tstate) {
+  Process& process = GetProcess();
+  {
+    CoreLock lock(&process.mu);
+    if (process.live == nullptr) return;
+  }
+  if (process.initializer == &survivor || tstate == nullptr) return;
+  process.initializer = &survivor;
+  process.init_tstate = tstate;
+}
+
+}  // namespace detail
 
 RuntimeState GetRuntimeState() {
   switch (Gate::Get().state()) {

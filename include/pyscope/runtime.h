@@ -206,7 +206,8 @@ PYSCOPE_API absl::Status ValidateRuntimeOptions(const RuntimeOptions& options);
 //   2. waits, GIL released, up to options.drain_deadline for native threads
 //      already inside GILGuard scopes to leave them;
 //   3. takes the GIL and runs the exit callbacks (last added, first run)
-//      while Python still works;
+//      while Python still works; then destroys, unrun, the calls posted to
+//      the main thread that never ran (pyscope/main_thread.h);
 //   4. notes what the next runtime in this process will not survive
 //      (extension modules known not to survive re-initialization, Python
 //      daemon threads still running; see RuntimeOptions::ReinitHazards);

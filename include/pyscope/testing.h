@@ -72,7 +72,8 @@ struct InFreshInterpreter {
 
 // CHECKs that `expression` throws pyscope::PythonError whose type_name() is
 // `expected_type` (as CPython prints it: "ValueError",
-// "json.decoder.JSONDecodeError").
+// "json.decoder.JSONDecodeError"); when another one was raised, the failure
+// message carries its traceback.
 #define PYSCOPE_CHECK_RAISES(expression, expected_type)                      \
   do {                                                                       \
     bool pyscope_raised = false;                                             \
@@ -82,7 +83,8 @@ struct InFreshInterpreter {
       pyscope_raised = true;                                                 \
       CHECK_MESSAGE(pyscope_error.type_name() == std::string(expected_type), \
                     "raised " << pyscope_error.type_name() << ": "           \
-                              << pyscope_error.message());                   \
+                              << pyscope_error.message() << "\n"             \
+                              << pyscope_error.traceback());                 \
     }                                                                        \
     CHECK_MESSAGE(pyscope_raised, #expression " raised no Python error");    \
   } while (false)

@@ -393,6 +393,59 @@ inline int SimulateSignal(int signum, void (*cpython_handler)(int)) {
 // initialization, and the next AppendInittab, read freed memory. 3.14 puts
 // the built-in table back itself (_PyImport_Fini2).
 inline constexpr bool kFinalizeResetsInittab = PY_VERSION_HEX >= 0x030E0000;
+// --- Differences the extras depend on (trace.h, main_thread.h, ...) ---
+
+// PyEval_SetTraceAllThreads / PyEval_SetProfileAllThreads (every thread
+// state of the calling thread's interpreter) exist from 3.12.
+inline constexpr bool kHasTraceAllThreads = PY_VERSION_HEX >= 0x030C0000;
+
+// Installs `func` as the trace (or, with `profile`, the profile) function of
+// every thread state of the calling thread's interpreter. Only called when
+// kHasTraceAllThreads; before 3.12 it does nothing. Requires the GIL.
+inline void SetTraceAllThreads(bool profile, Py_tracefunc func,
+                               PyObject* arg) PYSCOPE_REQUIRES_GIL {
+#if PY_VERSION_HEX >= 0x030C0000
+  if (profile) {
+    PyEval_SetProfileAllThreads(func, arg);
+  } else {
+    PyEval_SetTraceAllThreads(func, arg);
+  }
+#else
+  (void)profile;
+  (void)func;
+  (void)arg;
+#endif
+}
+
+// Raises `exception` (a normalized exception object; the reference is
+// stolen) as the current exception: the inverse of FetchRaisedException.
+// Requires the GIL.
+inline void RestoreRaisedException(PyObject* exception) PYSCOPE_REQUIRES_GIL {
+#if PY_VERSION_HEX >= 0x030C0000
+  PyErr_SetRaisedException(exception);
+#else
+  PyObject* type = reinterpret_cast<PyObject*>(Py_TYPE(exception));
+  Py_INCREF(type);
+  PyErr_Restore(type, exception, PyException_GetTraceback(exception));
+#endif
+}
+
+// From 3.13, Py_FinalizeEx on the main thread resumes the main
+// interpreter's initial thread state (runtime->main_tstate, resolve_final_
+// tstate in Python/pylifecycle.c), which PyOS_AfterFork_Child does not
+// update: in the child of a fork from another thread, that state was
+// deleted, and finalizing there is a use after free.
+inline constexpr bool kFinalizeResumesInitialThreadState =
+    PY_VERSION_HEX >= 0x030D0000;
+
+// From 3.12, Py_AddPendingCall always queues the call for the main thread
+// of the main interpreter and needs no thread state. Before, it queues it
+// for the interpreter of the current thread state, which (the current
+// thread state being the process-wide GIL holder's) may be another
+// thread's sub-interpreter: the caller must hold the GIL with a
+// main-interpreter thread state for the call to reach the main interpreter.
+inline constexpr bool kPendingCallsNeedMainThreadState =
+    PY_VERSION_HEX < 0x030C0000;
 
 }  // namespace pyscope::detail::compat
 
