@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "attach.h"
+#include "build_info.h"
 #include "config.h"
 #include "extras.h"
 #include "gate.h"
@@ -270,6 +271,8 @@ absl::Status StartPython(const RuntimeOptions& options,
         "ScopedRuntime::Adopt() to use pyscope with it");
   }
   absl::Status status = ValidateRuntimeOptions(options);
+  // The libpython in this process is the one pyscope was built against.
+  if (status.ok()) status = detail::CheckLoadedLibpython();
   if (status.ok()) status = detail::CheckHostOptions(options, /*adopt=*/false);
   if (status.ok()) status = PrepareHost(options);
   if (!status.ok()) return status;

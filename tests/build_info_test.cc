@@ -200,10 +200,7 @@ TEST_SUITE("build_info") {
     }
   }
 
-  // Enabled once ScopedRuntime::Initialize calls CheckLoadedLibpython()
-  // (remove the skip decorator then).
-  TEST_CASE("ScopedRuntime refuses to start on another libpython" *
-            doctest::skip(true)) {
+  TEST_CASE("ScopedRuntime refuses to start on another libpython") {
     const std::vector<std::string> others = OtherLibpythons();
     if (others.empty()) {
       MESSAGE("no other libpython installed; nothing to preload");

@@ -19,9 +19,9 @@
 #include "pyscope/interpreter_local.h"
 #include "pyscope/interpreter_view.h"
 #include "pyscope/interrupt.h"
-#include "pyscope/output.h"
 #include "pyscope/introspection.h"
 #include "pyscope/main_thread.h"
+#include "pyscope/output.h"
 #include "pyscope/run_main.h"
 #include "pyscope/runtime.h"
 #include "pyscope/source_location.h"
@@ -29,5 +29,6 @@
 #include "pyscope/thread_dict.h"
 #include "pyscope/thread_state_swap.h"
 #include "pyscope/trace.h"
+#include "pyscope/version.h"
 
 #endif  // PYSCOPE_PYSCOPE_H_
