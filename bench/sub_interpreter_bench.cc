@@ -205,9 +205,12 @@ void S6ParallelRawSharedGil(benchmark::State& state) {
 
 namespace {
 
+// The "legacy" variants use Default(): Legacy() where there is a GIL, and
+// on the free-threaded build the settings its Py_NewInterpreter uses
+// (check_multi_interp_extensions on), like the raw_legacy variants.
 pyscope::SubInterpreterOptions OptionsFor(bool own_gil) {
   return own_gil ? pyscope::SubInterpreterOptions::Isolated()
-                 : pyscope::SubInterpreterOptions::Legacy();
+                 : pyscope::SubInterpreterOptions::Default();
 }
 
 }  // namespace
@@ -215,7 +218,7 @@ pyscope::SubInterpreterOptions OptionsFor(bool own_gil) {
 void S6CreateEndPyscopeLegacy(benchmark::State& state) {
   EnsureRuntime();
   for (auto _ : state) {
-    pyscope::SubInterpreter sub(pyscope::SubInterpreterOptions::Legacy());
+    pyscope::SubInterpreter sub(OptionsFor(/*own_gil=*/false));
   }
 }
 
@@ -236,7 +239,7 @@ void S6EnterLeavePyscope(benchmark::State& state) {
 
 void S6SwitchPyscope(benchmark::State& state) {
   EnsureRuntime();
-  pyscope::SubInterpreter sub(pyscope::SubInterpreterOptions::Legacy());
+  pyscope::SubInterpreter sub(OptionsFor(/*own_gil=*/false));
   RunOnNewThread([&] {
     pyscope::GILGuard main_gil;
     { pyscope::GILGuard warm_up(sub); }

@@ -5,6 +5,11 @@
 // thread for the whole time. Py_BEGIN/END_ALLOW_THREADS fixes that, but a
 // forgotten END on an early return or an exception corrupts the
 // interpreter. AllowThreads is the same pair as a scope.
+//
+// On the free-threaded build (3.14t) there is no GIL, but a thread that
+// blocks while attached still freezes every thread that needs a
+// stop-the-world pause, such as the garbage collector: the ticker below
+// collects garbage on each tick, so it stalls the same way there.
 
 #include <chrono>
 #include <cstdio>
@@ -56,13 +61,14 @@ int main() {
   pyscope::GILGuard gil;
   // A Python thread that ticks every millisecond.
   pyscope::Exec(
-      "import threading, time\n"
+      "import gc, threading, time\n"
       "ticks = 0\n"
       "stop = False\n"
       "def ticker():\n"
       "    global ticks\n"
       "    while not stop:\n"
       "        ticks += 1\n"
+      "        gc.collect(0)\n"
       "        time.sleep(0.001)\n"
       "worker = threading.Thread(target=ticker)\n"
       "worker.start()\n");

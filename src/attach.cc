@@ -108,8 +108,12 @@ class AbandonScopeIfUnwound {
 // no return only thread states pyscope created for native threads are at
 // risk (Py_FinalizeEx frees them): such a thread is ended instead. A Python
 // thread's own state re-attaches as Py_END_ALLOW_THREADS would (CPython
-// joins non-daemon threads, which needs exactly that, and ends daemon ones
-// itself). Once the runtime's states were freed, nobody re-attaches. The
+// joins non-daemon threads, which needs exactly that, and parks daemon ones
+// from 3.14, gh-87135) -- except where CPython would end the thread inside
+// the attach call (before 3.14, once Py_FinalizeEx marked the runtime
+// finalizing): pyscope ends it itself then, so that the scopes it unwinds
+// through are closed. Once the runtime's states were freed, nobody
+// re-attaches. The
 // finalizing thread itself, in its exit callbacks, always gets the GIL
 // back: Python works until it calls Py_FinalizeEx.
 void Reattach(const Scope& scope, PyThreadState* tstate, const char* guard,
@@ -119,7 +123,8 @@ void Reattach(const Scope& scope, PyThreadState* tstate, const char* guard,
     Gate::Admission admission(record.slot);
     const bool lost = admission.Freed(record.scope_generation) ||
                       (admission.past_point_of_no_return() &&
-                       ThreadStateCache::Get().Owns(record, tstate));
+                       (ThreadStateCache::Get().Owns(record, tstate) ||
+                        compat::AttachWouldEndThread()));
     if (!lost || Gate::Get().IsFinalizer(record.slot)) {
       AbandonScopeIfUnwound unwound(scope, entered);
       PyEval_RestoreThread(tstate);
@@ -285,9 +290,16 @@ absl::Status EnterInterpreterSlow(
   // detached since: only what is attached now counts.)
   PyThreadState* current = compat::CurrentThreadStateUnchecked();
   const bool attached = IsAttachedHere(record, current);
-  PyInterpreterState* interp = control->interp.load(std::memory_order_acquire);
+  // A null `control` is the main interpreter (MainInterpreter(), an
+  // InterpreterView of it): the same paths, without a control block to be
+  // counted in by; the gate refuses it once the runtime is not running.
+  PyInterpreterState* interp =
+      control != nullptr ? control->interp.load(std::memory_order_acquire)
+                         : Gate::Get().main_interpreter();
   if (interp == nullptr) {
-    return Refuse(scope, attachment, control->EndedError());
+    return Refuse(scope, attachment,
+                  control != nullptr ? control->EndedError()
+                                     : Gate::RefusalFor(Gate::Get().state()));
   }
   // 1. Already running in it on this thread: nested, or borrowed when
   //    Python code of this interpreter called us.
@@ -301,8 +313,10 @@ absl::Status EnterInterpreterSlow(
   }
   // 2. Counted in by the interpreter (not ending or ended); from here on
   //    it cannot end before the scope does.
-  if (absl::Status entry = control->Enter(&record); !entry.ok()) {
-    return Refuse(scope, attachment, std::move(entry));
+  if (control != nullptr) {
+    if (absl::Status entry = control->Enter(&record); !entry.ok()) {
+      return Refuse(scope, attachment, std::move(entry));
+    }
   }
   attachment->interp = control;
   ThreadStateCache& cache = ThreadStateCache::Get();
@@ -311,9 +325,12 @@ absl::Status EnterInterpreterSlow(
   //    this thread's state for the interpreter.
   if (attached || scope.prev_tstate != nullptr) {
     PyThreadState* tstate =
-        cache.ForSubInterpreter(record, *control, Gate::Get().generation());
+        control != nullptr
+            ? cache.ForSubInterpreter(record, *control,
+                                      Gate::Get().generation())
+            : cache.FindOrCreate(record, interp, Gate::Get().generation());
     if (tstate == nullptr) {
-      control->Leave(&record);
+      if (control != nullptr) control->Leave(&record);
       return Refuse(scope, attachment, OutOfMemory());
     }
     // A switch detaches from the current interpreter first (releasing its
@@ -329,9 +346,11 @@ absl::Status EnterInterpreterSlow(
   // 4. Cold, through the gate.
   absl::Status status =
       AttachCold(scope, where, attachment, [&](uint64_t generation) {
-        return cache.ForSubInterpreter(record, *control, generation);
+        return control != nullptr
+                   ? cache.ForSubInterpreter(record, *control, generation)
+                   : cache.FindOrCreate(record, interp, generation);
       });
-  if (!status.ok()) control->Leave(&record);
+  if (!status.ok() && control != nullptr) control->Leave(&record);
   return status;
 }
 
@@ -340,7 +359,10 @@ absl::Status EnterInterpreterSlow(
 bool EnterInterpreter(Scope& scope, InterpControl* control,
                       const SourceLocation& where, Attachment* attachment,
                       absl::Status* error) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  if (EnterCachedFast(scope, control, where, attachment)) return true;
+  if (control != nullptr &&
+      EnterCachedFast(scope, control, where, attachment)) {
+    return true;
+  }
   absl::Status status = EnterInterpreterSlow(scope, control, where, attachment);
   if (status.ok()) return true;
   *error = std::move(status);

@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "host_setup.h"
 
 namespace pyscope {
 namespace {
@@ -293,6 +294,7 @@ absl::Status BuildConfig(const RuntimeOptions& options, PyConfig* config) {
     status = AppendAll(&config->module_search_paths,
                        options.module_search_paths, "module_search_paths");
   }
+  if (status.ok()) status = ApplyVirtualEnvironment(options, config);
   if (status.ok() && options.edit_config) {
     status = RunEditConfig(options, config);
   }
@@ -426,6 +428,13 @@ absl::Status ValidateRuntimeOptions(const RuntimeOptions& options) {
         absl::StrCat("pyscope: RuntimeOptions::preset has the invalid value ",
                      static_cast<int>(options.preset),
                      " (use Preset::kIsolated or Preset::kPython)"));
+  }
+  if (options.reinit_hazards != RuntimeOptions::ReinitHazards::kRefuse &&
+      options.reinit_hazards != RuntimeOptions::ReinitHazards::kWarnAndTry) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "pyscope: RuntimeOptions::reinit_hazards has the invalid value ",
+        static_cast<int>(options.reinit_hazards),
+        " (use ReinitHazards::kRefuse or ReinitHazards::kWarnAndTry)"));
   }
   absl::Status status = CheckString(options.program_name, "program_name");
   if (status.ok()) status = CheckString(options.home, "home");

@@ -15,6 +15,8 @@ namespace pyscope::detail {
 
 GateWords gate_words;
 
+int64_t ColdScopeClock() noexcept { return platform::MonotonicNanos(); }
+
 static_assert(static_cast<int>(Gate::State::kRunning) == kGateRunning,
               "the headers' fast paths test for kRunning");
 
@@ -153,6 +155,11 @@ void Gate::PassPointOfNoReturn() {
   WaitForAttaching();
 }
 
+void Gate::MarkPastPointOfNoReturn() {
+  gate_words.past_point_of_no_return.store(true, std::memory_order_seq_cst);
+  platform::HeavyFence();
+}
+
 void Gate::MarkFreed() {
   freed_generation_.store(gate_words.generation.load(std::memory_order_acquire),
                           std::memory_order_release);
@@ -183,6 +190,26 @@ std::vector<Gate::InsideThread> Gate::ThreadsInside() const {
       result.push_back(InsideThread{slot->who(), slot->site()});
   }
   return result;
+}
+
+bool Gate::LockForFork(int patience_ms) { return LockWithin(mu_, patience_ms); }
+
+void Gate::UnlockAfterFork(bool locked,
+                           bool in_child) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  if (locked) {
+    mu_.Unlock();
+  } else if (in_child) {
+    RenewInForkChild(mu_);
+  }
+}
+
+void Gate::ForgetOtherThreadsAfterFork(Slot& survivor) {
+  CoreLock lock(&mu_);
+  const bool registered =
+      std::find(slots_.begin(), slots_.end(), &survivor) != slots_.end();
+  slots_.clear();
+  if (registered) slots_.push_back(&survivor);
+  survivor.words_.attaching.store(0, std::memory_order_release);
 }
 
 }  // namespace pyscope::detail

@@ -79,6 +79,11 @@ class Gate {
     bool inside() const {
       return words_.inside.load(std::memory_order_acquire) != 0;
     }
+    // When the outermost cold scope attached (platform::MonotonicNanos()),
+    // for the live-guards snapshot; meaningful while inside().
+    int64_t entered_at_ns() const {
+      return words_.entered_at_ns.load(std::memory_order_relaxed);
+    }
 
    private:
     friend class Gate;
@@ -148,6 +153,11 @@ class Gate {
   void PassPointOfNoReturn();
   // Returns once no other thread is in the middle of attaching.
   void WaitForAttaching();
+  // The point of no return of a finalization pyscope did not run (a raw
+  // Py_FinalizeEx, noticed from its Py_AtExit hook): the same mark as
+  // PassPointOfNoReturn, without waiting for threads in the middle of
+  // attaching (CPython leaves those blocked on its freed GIL for good).
+  void MarkPastPointOfNoReturn();
   // Py_FinalizeEx returned: this generation's thread states are freed.
   void MarkFreed();
   // kFinalizing -> kFinalized, under a new generation.
@@ -162,6 +172,19 @@ class Gate {
     SourceLocation site;
   };
   std::vector<InsideThread> ThreadsInside() const;
+
+  // --- fork(2) (fork.cc; pthread_atfork handlers). ---
+  // Takes the slot list's lock across a fork, waiting at most
+  // `patience_ms`; false if a blocked thread holds it.
+  bool LockForFork(int patience_ms);
+  // After the fork: releases the lock if `locked`; in the child, where its
+  // holder does not exist, renews it otherwise.
+  void UnlockAfterFork(bool locked, bool in_child);
+  // In a fork child, where only the calling thread exists: forgets every
+  // slot but `survivor`, so that the drain and the point of no return never
+  // wait for threads that do not exist, and clears the survivor's attaching
+  // mark (it is not attaching: it is running the fork handlers).
+  void ForgetOtherThreadsAfterFork(Slot& survivor);
 
  private:
   Gate() = default;

@@ -56,7 +56,17 @@ struct InterpControl {
   bool end_in_progress ABSL_GUARDED_BY(mu) = false;
   // Signalled (under mu) when `entries` reaches zero while kEnding.
   std::condition_variable idle;
+  // Unusable in a fork child: CPython deleted it (PyOS_AfterFork_Child
+  // deletes every sub-interpreter; `ended` is set too), or, after a plain
+  // fork(), a thread that does not exist in the child was inside it.
+  std::atomic<bool> lost_in_fork{false};
 
+  // The interpreter, or null once it ended.
+  PyInterpreterState* Alive() const {
+    return phase.load(std::memory_order_acquire) == kEnded
+               ? nullptr
+               : interp.load(std::memory_order_acquire);
+  }
   // Counts `record` in: kFailedPrecondition once ended, kUnavailable while
   // ending (not counted then).
   absl::Status Enter(ThreadRecord* record);
@@ -90,12 +100,33 @@ class InterpreterRegistry {
   ExitAction ForThreadExit(PyInterpreterState* interp, ThreadRecord* record,
                            InterpControl** control);
 
+  // --- fork(2) (fork.cc; pthread_atfork handlers). ---
+  // Takes the registry's lock, then every control block's, across a fork,
+  // each waiting at most `patience_ms`; false if one could not be taken.
+  bool LockForFork(int patience_ms);
+  // After the fork: releases what LockForFork took; in the child, renews
+  // the locks it could not take.
+  void UnlockAfterFork(bool in_child);
+  // In a fork child, where only `survivor` exists: the other threads leave
+  // every interpreter (without waking anyone: a waiter would be a thread
+  // that does not exist); an interpreter that one of them was inside, or
+  // was ending, refuses entries and End() from then on (lost_in_fork).
+  void ForgetOtherThreadsAfterFork(const ThreadRecord* survivor);
+  // In a fork child after PyOS_AfterFork_Child, which deleted every
+  // sub-interpreter: marks each one ended (lost_in_fork) and forgets it,
+  // so that entering it is refused with a status and End() is a no-op.
+  void ForgetAllAfterFork();
+
  private:
   InterpreterRegistry() = default;
 
   std::atomic<uint64_t> next_uid_{1};
   mutable CoreMutex mu_;
   std::vector<std::shared_ptr<InterpControl>> interps_ ABSL_GUARDED_BY(mu_);
+  // What LockForFork took, and could not take (the forking thread only).
+  bool fork_locked_registry_ = false;
+  std::vector<CoreMutex*> fork_locked_;
+  std::vector<CoreMutex*> fork_missed_;
 };
 
 // Ends the interpreter of `control` (SubInterpreter::End; sub_interpreter.cc

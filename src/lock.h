@@ -11,7 +11,10 @@
 #ifndef PYSCOPE_SRC_LOCK_H_
 #define PYSCOPE_SRC_LOCK_H_
 
+#include <chrono>
 #include <mutex>
+#include <new>
+#include <thread>
 
 #include "absl/base/thread_annotations.h"
 
@@ -27,6 +30,23 @@ class ABSL_LOCKABLE CoreMutex {
  private:
   std::mutex mu_;
 };
+
+// For fork(2) (fork.cc): takes `mu` if it becomes free within
+// `patience_ms` milliseconds, so that a fork never waits forever for a
+// thread blocked while holding it. Returns whether it was taken.
+inline bool LockWithin(CoreMutex& mu,
+                       int patience_ms) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  for (int waited = 0;; ++waited) {
+    if (mu.native().try_lock()) return true;
+    if (waited >= patience_ms) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+// In a fork child, for a lock LockWithin could not take before the fork:
+// its holder does not exist in the child, so it is replaced by a new,
+// unlocked one (the old one is abandoned, never destroyed).
+inline void RenewInForkChild(CoreMutex& mu) { new (&mu) CoreMutex(); }
 
 class ABSL_SCOPED_LOCKABLE CoreLock {
  public:

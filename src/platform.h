@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 // A thread-local word that the hot paths read with one load: initial-exec
 // TLS (no __tls_get_addr call from a shared library).
@@ -36,6 +37,9 @@ std::string ThreadName(const ThreadIdentity& identity);
 std::string DescribeThread(uint64_t os_thread_id, const std::string& name);
 std::string DescribeThisThread();
 
+// A monotonic clock (CLOCK_MONOTONIC), in nanoseconds.
+int64_t MonotonicNanos();
+
 // Ends the calling thread by unwinding its stack (glibc's pthread_exit is a
 // forced unwind), so that the destructors of enclosing scopes run.
 [[noreturn]] void EndThisThread();
@@ -53,6 +57,12 @@ class ThreadExitSlot {
  private:
   unsigned key_;
 };
+
+// The names of the shared objects loaded in the process, each up to its
+// first '.' ("_decimal" for _decimal.cpython-312-x86_64-linux-gnu.so).
+// Extension modules stay loaded after Py_FinalizeEx, whichever interpreter
+// imported them.
+std::vector<std::string> LoadedSharedObjectStems();
 
 // --- Asymmetric fences (membarrier(2), Linux 4.14+) ---
 //

@@ -3,14 +3,17 @@
 //
 // Linux and glibc behind platform.h.
 
+#include <link.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_format.h"
 #include "platform.h"
@@ -35,9 +38,34 @@ std::string DescribeThread(uint64_t os_thread_id, const std::string& name) {
   return absl::StrFormat("%d (\"%s\")", os_thread_id, name);
 }
 
+std::vector<std::string> LoadedSharedObjectStems() {
+  std::vector<std::string> stems;
+  dl_iterate_phdr(
+      [](struct dl_phdr_info* info, size_t, void* data) {
+        const std::string path =
+            info->dlpi_name != nullptr ? info->dlpi_name : "";
+        const size_t slash = path.rfind('/');
+        const std::string base =
+            slash == std::string::npos ? path : path.substr(slash + 1);
+        if (!base.empty()) {
+          static_cast<std::vector<std::string>*>(data)->push_back(
+              base.substr(0, base.find('.')));
+        }
+        return 0;
+      },
+      &stems);
+  return stems;
+}
+
 std::string DescribeThisThread() {
   const ThreadIdentity self = ThisThreadIdentity();
   return DescribeThread(self.os_thread_id, ThreadName(self));
+}
+
+int64_t MonotonicNanos() {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
 }
 
 void EndThisThread() { pthread_exit(nullptr); }

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -19,11 +20,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "attach.h"
+#include "build_info.h"
 #include "config.h"
+#include "extras.h"
 #include "gate.h"
+#include "host_setup.h"
 #include "interpreter_registry.h"
+#include "interrupt_setup.h"
 #include "lock.h"
 #include "misuse.h"
+#include "platform.h"
 #include "pyscope/error.h"
 #include "pyscope/exec.h"
 #include "thread_state_cache.h"
@@ -44,6 +50,11 @@ struct Process {
   std::vector<ScopedRuntime::ExitCallback> exit_callbacks ABSL_GUARDED_BY(mu);
   // Why CPython cannot start again in this process, once that happened.
   std::string poisoned_by ABSL_GUARDED_BY(mu);
+  // What finalized runtimes left that makes re-initialization unsafe
+  // (RuntimeOptions::ReinitHazards), in the order found.
+  std::vector<std::string> reinit_hazards ABSL_GUARDED_BY(mu);
+  // Set by the Py_AtExit hook when Py_FinalizeEx ran without pyscope.
+  std::atomic<bool> finalized_behind_back{false};
   // Written and read by the runtime's own thread.
   Record* initializer = nullptr;
   PyThreadState* init_tstate = nullptr;
@@ -122,6 +133,30 @@ absl::Status PrependSysPath(const std::vector<std::string>& paths)
 
 // --- Initialization steps ---
 
+// The gate slot of "no thread": the finalizer of a finalization that
+// pyscope did not start, so that no thread may attach as its finalizer.
+detail::Gate::Slot& NobodysSlot() {
+  static detail::Gate::Slot* const slot = new detail::Gate::Slot(
+      detail::platform::ThreadIdentity{}, *new detail::AdmissionSlot);
+  return *slot;
+}
+
+// Registered with Py_AtExit at every start: CPython calls it at the end of
+// every Py_FinalizeEx. When the gate is still open, the host (or Python
+// code) finalized CPython behind pyscope's back: the thread states pyscope
+// cached are freed. Closing the gate makes later guards a kUnavailable
+// status, and marking the generation freed makes a thread that comes back
+// from AllowThreads end by unwinding (as at pyscope's own point of no
+// return) instead of touching freed memory. Finalize() then reports it.
+void NoticeFinalizeBehindOurBack() {
+  Gate& gate = Gate::Get();
+  if (gate.state() != Gate::State::kRunning) return;  // pyscope's own
+  GetProcess().finalized_behind_back.store(true);
+  gate.Close(NobodysSlot());
+  gate.MarkPastPointOfNoReturn();
+  gate.MarkFreed();
+}
+
 // 1. One live runtime per process.
 absl::Status Claim(const ScopedRuntime* runtime, const SourceLocation& where) {
   Process& process = GetProcess();
@@ -150,22 +185,79 @@ absl::Status Claim(const ScopedRuntime* runtime, const SourceLocation& where) {
       "pyscope: a ScopedRuntime is already live in this process");
 }
 
+// 2. Refuse, or warn, when an earlier runtime left a hazard for
+// re-initialization (see RuntimeOptions::ReinitHazards).
+absl::Status CheckReinitHazards(const RuntimeOptions& options) {
+  const std::vector<std::string> hazards = PendingReinitHazards();
+  if (hazards.empty()) return absl::OkStatus();
+  const std::string text = absl::StrCat(
+      "a runtime finalized earlier in this process left what CPython ",
+      PY_MAJOR_VERSION, ".", PY_MINOR_VERSION,
+      " does not survive re-initialization: ", absl::StrJoin(hazards, "; "),
+      ". Importing such a module again (or running after such threads) can "
+      "abort or crash the process (docs/pitfalls.md)");
+  if (options.reinit_hazards != RuntimeOptions::ReinitHazards::kWarnAndTry) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "pyscope: ", text,
+        ". Start Python in a new process, or set RuntimeOptions::"
+        "reinit_hazards = ReinitHazards::kWarnAndTry to try anyway."));
+  }
+  const std::string warning =
+      absl::StrCat("pyscope: warning: ", text, "; starting anyway as asked.");
+  if (!options.reinit_warning) {
+    std::fprintf(stderr, "%s\n", warning.c_str());
+    return absl::OkStatus();
+  }
+  try {
+    options.reinit_warning(warning);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat(
+        "pyscope: RuntimeOptions::reinit_warning threw: ", e.what()));
+  } catch (...) {
+    return absl::InternalError(
+        "pyscope: RuntimeOptions::reinit_warning threw a non-standard "
+        "exception");
+  }
+  return absl::OkStatus();
+}
+
 void ReleaseClaim() {
   Process& process = GetProcess();
   CoreLock lock(&process.mu);
   process.live = nullptr;
 }
 
-// 2a. Adopt: the host started CPython.
-absl::Status CheckHostStarted() {
+// 3a. Adopt: the host started CPython (too late for what must be
+// registered before initialization).
+absl::Status CheckHostStarted(const RuntimeOptions& options) {
   if (!Py_IsInitialized()) {
     return absl::FailedPreconditionError(
         "pyscope: ScopedRuntime::Adopt: Python is not initialized");
   }
-  return absl::OkStatus();
+  detail::ForgetInterruptSignal();
+  return detail::CheckHostOptions(options, /*adopt=*/true);
 }
 
-// 2b. Start CPython from `options` and release the GIL (principle 1: no
+// 3b, before Py_InitializeFromConfig: the registrations CPython accepts only
+// now (built-in modules, audit hooks, before_initialize callbacks), applied
+// at every initialization because finalization forgets them.
+absl::Status PrepareHost(const RuntimeOptions& options) {
+  return detail::ApplyBeforeInitialization(options);
+}
+
+// 3b, after Py_InitializeFromConfig (GIL held): the interrupt signal, then
+// the process state put back if the options say so.
+absl::Status FinishHost(const RuntimeOptions& options,
+                        const detail::ProcessStateSnapshot& before)
+    PYSCOPE_REQUIRES_GIL {
+  absl::Status status = detail::PrepareInterruptSignal();
+  if (options.restore_process_state) {
+    before.Restore(/*include_sigint=*/!options.install_signal_handlers);
+  }
+  return status;
+}
+
+// 3b. Start CPython from `options` and release the GIL (principle 1: no
 // ambient GIL; the initializing thread gets it back through GILGuard like
 // any other thread). `*init_tstate` is the thread's main thread state.
 // `*poisoned` is set when CPython failed half way and cannot be started
@@ -179,7 +271,13 @@ absl::Status StartPython(const RuntimeOptions& options,
         "ScopedRuntime::Adopt() to use pyscope with it");
   }
   absl::Status status = ValidateRuntimeOptions(options);
+  // The libpython in this process is the one pyscope was built against.
+  if (status.ok()) status = detail::CheckLoadedLibpython();
+  if (status.ok()) status = detail::CheckHostOptions(options, /*adopt=*/false);
+  if (status.ok()) status = PrepareHost(options);
   if (!status.ok()) return status;
+  const detail::ProcessStateSnapshot process_state =
+      detail::ProcessStateSnapshot::Take();
   struct sigaction sigint_before;
   const bool sigint_was_default =
       sigaction(SIGINT, nullptr, &sigint_before) == 0 &&
@@ -208,15 +306,18 @@ absl::Status StartPython(const RuntimeOptions& options,
   if (status.ok() && !options.install_signal_handlers && sigint_was_default) {
     status = KeepSigintForHost();
   }
+  if (status.ok()) status = FinishHost(options, process_state);
   if (!status.ok()) {
     Py_FinalizeEx();
+    detail::AfterPythonFinalized();
     return status;
   }
+  Py_AtExit(&NoticeFinalizeBehindOurBack);
   *init_tstate = PyEval_SaveThread();
   return absl::OkStatus();
 }
 
-// 3. Open the gate; the initializing thread keeps its state cached.
+// 4. Open the gate; the initializing thread keeps its state cached.
 void OpenGate(PyInterpreterState* main, PyThreadState* init_tstate) {
   Process& process = GetProcess();
   Record& self = detail::ThisRecord();
@@ -366,7 +467,91 @@ void ReleaseThreadingImporter() PYSCOPE_REQUIRES_GIL {
   PyErr_Clear();
 }
 
-// 6. Py_FinalizeEx, or hands the interpreter back: to the host (adopted),
+// The number of Python daemon threads of the main interpreter still running
+// (threads CPython made for native threads, _DummyThread, do not count).
+// Requires the GIL.
+long RunningDaemonThreads() PYSCOPE_REQUIRES_GIL {
+  if (PyDict_GetItemString(PyImport_GetModuleDict(), "threading") == nullptr) {
+    return 0;
+  }
+  PyObject* globals = PyDict_New();
+  if (globals == nullptr || PyDict_SetItemString(globals, "__builtins__",
+                                                 PyEval_GetBuiltins()) != 0) {
+    Py_XDECREF(globals);
+    PyErr_Clear();
+    return 0;
+  }
+  PyObject* count = PyRun_String(
+      "(lambda t: sum(1 for x in t.enumerate() if x.daemon and x.is_alive() "
+      "and not isinstance(x, t._DummyThread) and x is not t.current_thread()"
+      "))(__import__('threading'))",
+      Py_eval_input, globals, globals);
+  Py_DECREF(globals);
+  const long result = count != nullptr ? PyLong_AsLong(count) : 0;
+  Py_XDECREF(count);
+  PyErr_Clear();
+  return result;
+}
+
+// 6. Notes, for the next runtime, what this one leaves that re-initializing
+// CPython does not survive: known extension modules in sys.modules or
+// loaded (also by sub-interpreters: their shared objects stay mapped), and
+// Python daemon threads still running (Py_FinalizeEx does not wait for
+// them). Requires the GIL.
+void NoteReinitHazards(bool adopted) PYSCOPE_REQUIRES_GIL {
+  if (adopted) return;  // the host finalizes, and decides what comes next
+  const uint64_t generation = Gate::Get().generation();
+  std::vector<std::string> found;
+  PyObject* modules = PyImport_GetModuleDict();  // borrowed
+  const std::vector<std::string> loaded =
+      detail::platform::LoadedSharedObjectStems();
+  size_t count = 0;
+  const detail::compat::ReinitUnsafeModule* unsafe =
+      detail::compat::ReinitUnsafeModules(&count);
+  for (size_t i = 0; i < count; ++i) {
+    const bool imported =
+        PyDict_GetItemString(modules, unsafe[i].module) != nullptr;
+    bool mapped = false;
+    for (const std::string& stem : loaded)
+      mapped |= stem == unsafe[i].shared_object;
+    if (imported || mapped) {
+      found.push_back(absl::StrCat("extension module ", unsafe[i].module,
+                                   " (generation ", generation, ")"));
+    }
+  }
+  const long daemons = RunningDaemonThreads();
+  if (daemons > 0) {
+    found.push_back(absl::StrCat(daemons,
+                                 " Python daemon thread(s) running at "
+                                 "finalization (generation ",
+                                 generation, ")"));
+  }
+  if (found.empty()) return;
+  Process& process = GetProcess();
+  CoreLock lock(&process.mu);
+  for (std::string& hazard : found) {
+    // A module loaded once stays loaded: name it once, with the first
+    // generation that loaded it.
+    const std::string key = hazard.substr(0, hazard.find(" (generation"));
+    bool known = false;
+    for (const std::string& old : process.reinit_hazards) {
+      known |= old.substr(0, old.find(" (generation")) == key;
+    }
+    if (!known) process.reinit_hazards.push_back(std::move(hazard));
+  }
+}
+
+// 5a. Calls posted to the main thread (pyscope/main_thread.h) that have
+// not run are destroyed unrun and counted, and no more are accepted for
+// this runtime: Py_FinalizeEx would otherwise run them while it tears
+// Python down, or never. Runs with the GIL that step 5 took (their closures
+// may own Python objects), which the analysis cannot follow.
+void DiscardPendingMainThreadCalls() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  detail::DiscardMainThreadCalls();
+}
+
+// 7. Py_FinalizeEx, or hands the interpreter back: to the host (adopted),
+
 // or left initialized when a sub-interpreter could not be ended (`subs`).
 absl::Status FinalizePython(Record& self, const FinalizerGil& gil,
                             const absl::Status& subs)
@@ -399,7 +584,7 @@ absl::Status FinalizePython(Record& self, const FinalizerGil& gil,
   ReleaseThreadingImporter();
   const int rc = Py_FinalizeEx();
   Gate::Get().MarkFreed();
-  detail::compat::ForgetPathConfiguration();
+  detail::AfterPythonFinalized();
   if (rc != 0) {
     return absl::InternalError(absl::StrCat(
         "pyscope: Py_FinalizeEx returned ", rc,
@@ -408,10 +593,11 @@ absl::Status FinalizePython(Record& self, const FinalizerGil& gil,
   return absl::OkStatus();
 }
 
-// 7. Forget every cached thread state (new generation) and the claim.
+// 8. Forget every cached thread state (new generation) and the claim.
 void Forget() {
   Process& process = GetProcess();
   process.init_tstate = nullptr;
+  detail::ForgetInterruptSignal();
   Gate::Get().Finish();
   process.initializer = nullptr;
   ReleaseClaim();
@@ -467,10 +653,14 @@ absl::Status ScopedRuntime::Initialize(bool adopt) {
   absl::Status status = Claim(this, where_);
   if (!status.ok()) return status;
   auto release_claim = absl::MakeCleanup(&ReleaseClaim);
-  // 2. Start CPython, or adopt the host's.
+  // 2. Refuse (or warn) after a generation that re-initialization does
+  //    not survive.
+  if (!adopt) status = CheckReinitHazards(options_);
+  if (!status.ok()) return status;
+  // 3. Start CPython, or adopt the host's.
   PyThreadState* init_tstate = nullptr;
   bool poisoned = false;
-  status = adopt ? CheckHostStarted()
+  status = adopt ? CheckHostStarted(options_)
                  : StartPython(options_, &init_tstate, &poisoned);
   if (poisoned) {
     Process& process = GetProcess();
@@ -479,7 +669,7 @@ absl::Status ScopedRuntime::Initialize(bool adopt) {
   }
   if (!status.ok()) return status;
   main_interp_ = PyInterpreterState_Main();
-  // 3. Open the gate.
+  // 4. Open the gate.
   OpenGate(main_interp_, init_tstate);
   std::move(release_claim).Cancel();
   adopted_ = adopt;
@@ -505,6 +695,18 @@ void ScopedRuntime::AddExitCallback(ExitCallback callback) {
 absl::Status ScopedRuntime::Finalize() {
   if (finalized_) return finalize_status_;
   if (!live_) return absl::OkStatus();
+  if (GetProcess().finalized_behind_back.exchange(false)) {
+    // Nothing of this runtime is left to finalize; forget it so that a new
+    // ScopedRuntime can start.
+    Forget();
+    finalized_ = true;
+    finalize_status_ = absl::FailedPreconditionError(
+        "pyscope: Py_FinalizeEx was called behind pyscope's back (not "
+        "through ScopedRuntime::Finalize): guards were refused from then "
+        "on, threads inside AllowThreads were ended, exit callbacks did not "
+        "run. Finalize the runtime through its ScopedRuntime.");
+    return finalize_status_;
+  }
   Record& self = detail::ThisRecord();
   absl::Status result = CheckCanFinalize(self, adopted_, where_);
   if (!result.ok()) return result;
@@ -526,14 +728,54 @@ absl::Status ScopedRuntime::Finalize() {
   // 5. Exit callbacks.
   FinalizerGil gil{adopted_};
   KeepFirstError(result, RunExitCallbacks(self, &gil));
-  // 6. Py_FinalizeEx.
+  // 5a. Main-thread calls that never ran are destroyed (GIL held).
+  DiscardPendingMainThreadCalls();
+  // 6. Note what the next runtime must know.
+  NoteReinitHazards(adopted_);
+  // 7. Py_FinalizeEx.
   KeepFirstError(result, FinalizePython(self, gil, subs));
-  // 7. Forget.
+  // 8. Forget.
   Forget();
   finalized_ = true;
   finalize_status_ = result;
   return result;
 }
+
+namespace detail {
+
+bool LockRuntimeForFork(int patience_ms) {
+  return LockWithin(GetProcess().mu, patience_ms);
+}
+
+void UnlockRuntimeAfterFork(bool locked,
+                            bool in_child) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  if (locked) {
+    GetProcess().mu.Unlock();
+  } else if (in_child) {
+    RenewInForkChild(GetProcess().mu);
+  }
+}
+
+bool IsRuntimeThread(const Record& record) {
+  return GetProcess().initializer == &record;
+}
+
+// The runtime must be finalized on its initializing thread, whose main
+// thread state Finalize re-attaches; in a fork child that thread may not
+// exist (CPython's PyOS_AfterFork_Child makes the forking thread the main
+// thread and deletes the other threads' states).
+void HandRuntimeToForkChild(Record& survivor, PyThreadState* tstate) {
+  Process& process = GetProcess();
+  {
+    CoreLock lock(&process.mu);
+    if (process.live == nullptr) return;
+  }
+  if (process.initializer == &survivor || tstate == nullptr) return;
+  process.initializer = &survivor;
+  process.init_tstate = tstate;
+}
+
+}  // namespace detail
 
 RuntimeState GetRuntimeState() {
   switch (Gate::Get().state()) {
@@ -547,6 +789,12 @@ RuntimeState GetRuntimeState() {
       break;
   }
   return RuntimeState::kFinalized;
+}
+
+std::vector<std::string> PendingReinitHazards() {
+  Process& process = GetProcess();
+  CoreLock lock(&process.mu);
+  return process.reinit_hazards;
 }
 
 uint64_t RuntimeGeneration() { return Gate::Get().generation(); }

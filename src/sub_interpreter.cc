@@ -286,8 +286,14 @@ absl::Status EndAllInterpreters() {
 
 }  // namespace detail
 
-SubInterpreterOptions SubInterpreterOptions::Legacy() {
+SubInterpreterOptions SubInterpreterOptions::Default() {
   return SubInterpreterOptions();
+}
+
+SubInterpreterOptions SubInterpreterOptions::Legacy() {
+  SubInterpreterOptions options;
+  options.check_multi_interp_extensions = false;
+  return options;
 }
 
 SubInterpreterOptions SubInterpreterOptions::Isolated() {
@@ -304,6 +310,12 @@ SubInterpreterOptions SubInterpreterOptions::Isolated() {
 }
 
 absl::Status ValidateSubInterpreterOptions(const SubInterpreterOptions& o) {
+  if (o.gil != SubInterpreterOptions::Gil::kShared &&
+      o.gil != SubInterpreterOptions::Gil::kOwn) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "pyscope: SubInterpreterOptions::gil has the invalid value ",
+        static_cast<int>(o.gil), " (use Gil::kShared or Gil::kOwn)"));
+  }
   if (!detail::compat::kHasPerInterpreterGil && !detail::IsLegacy(o)) {
     return absl::UnimplementedError(absl::StrCat(
         "pyscope: this CPython (", PY_MAJOR_VERSION, ".", PY_MINOR_VERSION,
@@ -312,6 +324,15 @@ absl::Status ValidateSubInterpreterOptions(const SubInterpreterOptions& o) {
         o.gil == SubInterpreterOptions::Gil::kOwn
             ? "an own GIL (PEP 684) needs CPython 3.12 or newer"
             : "PyInterpreterConfig settings need CPython 3.12 or newer"));
+  }
+  if (!detail::compat::kSubInterpretersLoadSinglePhaseModules &&
+      !o.check_multi_interp_extensions) {
+    return absl::UnimplementedError(
+        "pyscope: the free-threaded build of CPython does not let "
+        "sub-interpreters load single-phase init extension modules "
+        "(gh-117649): check_multi_interp_extensions = false, as in "
+        "SubInterpreterOptions::Legacy(), needs a build with a GIL; use "
+        "SubInterpreterOptions::Default()");
   }
   if (!o.use_main_obmalloc && !o.check_multi_interp_extensions) {
     return absl::InvalidArgumentError(
@@ -326,13 +347,15 @@ absl::Status ValidateSubInterpreterOptions(const SubInterpreterOptions& o) {
         "interpreter's object allocator is protected by the main GIL only)");
   }
   if (o.end_deadline < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("pyscope: end_deadline is negative");
+    return absl::InvalidArgumentError(
+        absl::StrCat("pyscope: end_deadline is negative (",
+                     absl::FormatDuration(o.end_deadline), ")"));
   }
   return absl::OkStatus();
 }
 
 SubInterpreter::SubInterpreter()
-    : SubInterpreter(SubInterpreterOptions::Legacy()) {}
+    : SubInterpreter(SubInterpreterOptions::Default()) {}
 
 SubInterpreter::SubInterpreter(const SubInterpreterOptions& options)
     : options_(options) {

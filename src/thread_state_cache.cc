@@ -57,6 +57,12 @@ Record& ThreadStateCache::ThisThreadRecord() {
   return *record;
 }
 
+void ThreadStateCache::ForEachRecord(absl::FunctionRef<void(Record&)> visit) {
+  CoreLock lock(&mu_);
+  for (Record* record : records_) visit(*record);
+  for (Record* record : exited_) visit(*record);
+}
+
 void ThreadStateCache::Retire(void* pointer) {
   ThreadStateCache& cache = Get();
   auto* record = static_cast<Record*>(pointer);
@@ -384,6 +390,75 @@ int ThreadStateCache::CountForeign(PyInterpreterState* interp,
     if (std::find(ours.begin(), ours.end(), t) == ours.end()) ++foreign;
   }
   return foreign;
+}
+
+bool ThreadStateCache::LockForFork(int patience_ms)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  fork_locked_.clear();
+  fork_missed_.clear();
+  fork_locked_cache_ = LockWithin(mu_, patience_ms);
+  if (!fork_locked_cache_) return false;  // the records cannot be listed
+  for (const std::vector<Record*>* list : {&records_, &exited_}) {
+    for (Record* record : *list) {
+      (LockWithin(record->mu, patience_ms) ? fork_locked_ : fork_missed_)
+          .push_back(&record->mu);
+    }
+  }
+  return fork_missed_.empty();
+}
+
+void ThreadStateCache::UnlockAfterFork(bool in_child)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  for (CoreMutex* mu : fork_locked_) mu->Unlock();
+  if (in_child) {
+    for (CoreMutex* mu : fork_missed_) RenewInForkChild(*mu);
+  }
+  if (fork_locked_cache_) {
+    mu_.Unlock();
+  } else if (in_child) {
+    RenewInForkChild(mu_);
+  }
+  fork_locked_.clear();
+  fork_missed_.clear();
+  fork_locked_cache_ = false;
+}
+
+void ThreadStateCache::RetireOtherThreadsAfterFork(Record& survivor) {
+  CoreLock lock(&mu_);
+  for (auto it = records_.begin(); it != records_.end();) {
+    Record* record = *it;
+    if (record == &survivor) {
+      ++it;
+      continue;
+    }
+    // Its name cannot be read any more (the thread is gone).
+    std::snprintf(record->exit_name, sizeof(record->exit_name), "%s",
+                  "not in this fork child");
+    record->exited.store(true, std::memory_order_release);
+    record->slot.ForgetColdScopes();
+    {
+      CoreLock owned_lock(&record->mu);
+      orphans_.insert(orphans_.end(), record->owned.begin(),
+                      record->owned.end());
+      record->owned.clear();
+      record->main_tstate = nullptr;
+    }
+    exited_.push_back(record);
+    it = records_.erase(it);
+  }
+}
+
+void ThreadStateCache::ForgetFreedStatesAfterFork(Record& survivor) {
+  CoreLock lock(&mu_);
+  orphans_.clear();
+  PyInterpreterState* main = Gate::Get().main_interpreter();
+  CoreLock owned_lock(&survivor.mu);
+  survivor.owned.erase(
+      std::remove_if(survivor.owned.begin(), survivor.owned.end(),
+                     [main](const OwnedThreadState& owned) {
+                       return owned.interp != main;
+                     }),
+      survivor.owned.end());
 }
 
 }  // namespace pyscope::detail

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "gate.h"
 #include "lock.h"
 #include "platform.h"
@@ -141,6 +142,33 @@ class ThreadStateCache {
   // The record of the calling thread (created on first use).
   Record& ThisThreadRecord();
 
+  // Calls `visit` for every record, under the cache's lock: those of live
+  // threads, then those of threads that exited with scopes open (`exited`
+  // set). For diagnostics (pyscope::LiveGuards): the fields the owning
+  // thread writes are read racily there. `visit` may lock the record's mu
+  // (lock order: the cache, then a record) and must not call the cache.
+  void ForEachRecord(absl::FunctionRef<void(Record&)> visit);
+
+  // --- fork(2) (fork.cc; pthread_atfork handlers). ---
+  // Takes the cache's lock, then every record's, across a fork, each
+  // waiting at most `patience_ms`; false if one could not be taken (its
+  // holder is blocked).
+  bool LockForFork(int patience_ms);
+  // After the fork: releases what LockForFork took; in the child, renews
+  // the locks it could not take (their holders do not exist there).
+  void UnlockAfterFork(bool in_child);
+  // In a fork child, where only `survivor` (the calling thread) exists:
+  // every other thread's record is kept as if its thread had exited inside
+  // its scopes (marked exited, never freed: the stacks the child inherited
+  // may hold guards that refer to it), and its cached thread states become
+  // orphans, which the thread ending their interpreter deletes (CPython's
+  // finalization frees the main interpreter's).
+  void RetireOtherThreadsAfterFork(Record& survivor);
+  // In a fork child after PyOS_AfterFork_Child, which deleted every other
+  // thread state of the main interpreter and every sub-interpreter:
+  // forgets the orphans and the survivor's sub-interpreter states.
+  void ForgetFreedStatesAfterFork(Record& survivor);
+
  private:
   ThreadStateCache() = default;
   static void Retire(void* record);
@@ -154,6 +182,10 @@ class ThreadStateCache {
   // A cached state whose thread exited while its interpreter was ending:
   // the ending thread deletes it.
   std::vector<OwnedThreadState> orphans_ ABSL_GUARDED_BY(mu_);
+  // What LockForFork took, and could not take (the forking thread only).
+  bool fork_locked_cache_ = false;
+  std::vector<CoreMutex*> fork_locked_;
+  std::vector<CoreMutex*> fork_missed_;
 };
 
 }  // namespace pyscope::detail

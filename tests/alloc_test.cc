@@ -191,7 +191,7 @@ TEST_CASE("AllowThreads on a native thread allocates nothing") {
 
 #if PYSCOPE_BENCH_HAVE_SUB_INTERPRETER
 TEST_CASE("entering a sub-interpreter with a cached state allocates nothing") {
-  pyscope::SubInterpreter sub(pyscope::SubInterpreterOptions::Legacy());
+  pyscope::SubInterpreter sub(pyscope::SubInterpreterOptions::Default());
   CHECK(AllocationsOnNativeThread([&sub] { pyscope::GILGuard gil(sub); }) == 0);
   // Switching from the main interpreter into `sub` and back.
   CHECK(AllocationsOnNativeThread([&sub] {

@@ -3,7 +3,11 @@
 //
 // AllowThreads: releasing the GIL for a scope, re-taking it inside with a
 // nested GILGuard, and every scope restored when an exception propagates.
+// On the free-threaded build "releasing the GIL" is detaching the thread
+// state: other threads run Python either way, but a stop-the-world pause
+// (the garbage collector) waits for every attached thread.
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <stdexcept>
@@ -15,6 +19,7 @@
 #include "pyscope/pyscope.h"
 #include "support/python_helpers.h"
 #include "support/scenario.h"
+#include "support/sync.h"
 
 namespace {
 
@@ -29,10 +34,16 @@ using pyscope_test::TestOptions;
 
 int Level() { return pyscope::detail::ThisThread().level; }
 
+// Whether holding the GIL keeps other threads from running Python (false on
+// the free-threaded build).
+constexpr bool kGilExcludes = pyscope::detail::compat::kGilExcludesOtherThreads;
+
 PYSCOPE_SCENARIO(NativeThreadsRunWhileReleased) {
   ScopedRuntime runtime(TestOptions());
   GILGuard gil;
-  pyscope::Exec("counter = 0");
+  // (The lock keeps the count exact where threads run Python at once, as
+  // on the free-threaded build.)
+  pyscope::Exec("import threading\ncounter = 0\nlock = threading.Lock()");
   {
     AllowThreads nogil;
     // These threads can only finish if this thread really released the
@@ -42,7 +53,7 @@ PYSCOPE_SCENARIO(NativeThreadsRunWhileReleased) {
       workers.emplace_back([] {
         for (int j = 0; j < 100; ++j) {
           GILGuard worker_gil;
-          pyscope::Exec("counter += 1");
+          pyscope::Exec("with lock:\n    counter += 1");
         }
       });
     }
@@ -61,7 +72,7 @@ TEST_SUITE("allow_threads") {
     CHECK(child.out == "counter=400\n");
   }
 
-  TEST_CASE("a Python thread makes progress only while released") {
+  TEST_CASE("a Python thread makes progress only while released (GIL)") {
     ScopedRuntime runtime(TestOptions());
     GILGuard gil;
     pyscope::Exec(R"py(
@@ -80,8 +91,13 @@ started.wait()
 )py");
     // Read without running bytecode, which could hand the GIL over.
     PyObject* globals = PyModule_GetDict(PyImport_AddModule("__main__"));
+    // (A new reference: free-threaded, the spinner may replace the value
+    // and free the old one meanwhile.)
     auto spins = [globals]() PYSCOPE_REQUIRES_GIL {
-      return PyLong_AsLong(PyDict_GetItemString(globals, "spins"));
+      PyObject* value = PyMapping_GetItemString(globals, "spins");
+      const long result = PyLong_AsLong(value);
+      Py_DECREF(value);
+      return result;
     };
     // Held: the spinner cannot run.
     const long held_before = spins();
@@ -96,8 +112,54 @@ started.wait()
       released_after = spins();
     }
     pyscope::Exec("stop = True\nspinner.join()");
-    CHECK(held_after == held_before);
+    if (kGilExcludes) {
+      CHECK(held_after == held_before);
+    } else {
+      // Free-threaded build: the spinner ran while this thread was attached
+      // (the GIL, which an extension module could turn on, stayed off).
+      CHECK(!pyscope_test::EvalBool("__import__('sys')._is_gil_enabled()"));
+      CHECK(held_after > held_before);
+    }
     CHECK(released_after > held_after);
+  }
+
+  TEST_CASE("a stop-the-world pause waits for attached threads, not released") {
+    // A holds a guard and blocks in C++ code; B then collects garbage.
+    // With a GIL, B cannot attach while A holds it; free-threaded, B
+    // attaches at once but gc.collect() stops the world, which waits for
+    // every attached thread. Either way B finishes only once A detaches,
+    // and AllowThreads is what detaches it.
+    ScopedRuntime runtime(TestOptions());
+    std::atomic<bool> a_attached{false};
+    std::atomic<bool> a_may_release{false};
+    std::atomic<bool> b_started{false};
+    std::atomic<bool> b_done{false};
+    bool b_done_while_a_attached = true;
+    bool b_done_while_a_released = false;
+    std::thread a([&] {
+      GILGuard gil;
+      a_attached = true;
+      pyscope_test::WaitFor(a_may_release, absl::Seconds(60));
+      b_done_while_a_attached = b_done.load();
+      AllowThreads nogil;
+      b_done_while_a_released = pyscope_test::WaitFor(b_done);
+    });
+    pyscope_test::WaitFor(a_attached);
+    std::thread b([&] {
+      b_started = true;
+      GILGuard gil;
+      pyscope::Exec("import gc\ngc.collect()");
+      b_done = true;
+    });
+    pyscope_test::WaitFor(b_started);
+    // B had the time to finish if nothing held it up (this only makes the
+    // check meaningful; no duration is asserted).
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    a_may_release = true;
+    a.join();
+    b.join();
+    CHECK(!b_done_while_a_attached);
+    CHECK(b_done_while_a_released);
   }
 
   TEST_CASE("a GILGuard inside AllowThreads re-takes the same thread state") {

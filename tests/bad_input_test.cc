@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <stdexcept>
@@ -178,8 +179,239 @@ std::vector<BadRuntimeOptions> Cases() {
        },
        internal,
        {"edit_config threw a non-standard exception"}},
+      {"a negative preset",
+       [](RuntimeOptions& o) {
+         o.preset = static_cast<RuntimeOptions::Preset>(-1);
+       },
+       invalid,
+       {"preset", "invalid value -1"}},
+      {"an overlong UTF-8 NUL in program_name",
+       [](RuntimeOptions& o) { o.program_name = "py\xc0\x80"; },
+       invalid,
+       {"program_name", "not valid UTF-8"}},
+      {"a code point beyond U+10FFFF in argv",
+       [](RuntimeOptions& o) {
+         o.argv = {"prog", "\xf4\x90\x80\x80"};
+       },
+       invalid,
+       {"argv[1]", "not valid UTF-8"}},
+      {"a lone continuation byte in home",
+       [](RuntimeOptions& o) { o.home = "/usr\x80"; },
+       invalid,
+       {"RuntimeOptions::home", "not valid UTF-8"}},
+      {"invalid UTF-8 in a later argv entry",
+       [](RuntimeOptions& o) {
+         o.argv = {"prog", "ok", "\xfe"};
+       },
+       invalid,
+       {"argv[2]", "not valid UTF-8"}},
+      {"a NUL byte in a later module_search_paths entry",
+       [](RuntimeOptions& o) {
+         o.module_search_paths = {"/tmp", WithNul()};
+       },
+       invalid,
+       {"module_search_paths[1]", "NUL byte"}},
+      {"a home that is a directory without the standard library",
+       [](RuntimeOptions& o) { o.home = "/tmp"; },
+       not_found,
+       {absl::StrCat("/tmp/lib/", Lib(), "/encodings/__init__.py")}},
+      {"a home that is a regular file",
+       [](RuntimeOptions& o) { o.home = "/etc/passwd"; },
+       not_found,
+       {"/etc/passwd"}},
+      {"a relative home",
+       [](RuntimeOptions& o) { o.home = "relative/pyscope-home"; },
+       not_found,
+       {"relative/pyscope-home"}},
+      {"a module search path that is a regular file",
+       [](RuntimeOptions& o) { o.module_search_paths = {"/etc/passwd"}; },
+       not_found,
+       {"/etc/passwd/encodings/__init__.py"}},
+      {"an empty module search path",
+       [](RuntimeOptions& o) { o.module_search_paths = {""}; },
+       not_found,
+       {"module_search_paths", "encodings/__init__.py"}},
+      {"a drain deadline of minus infinity",
+       [](RuntimeOptions& o) { o.drain_deadline = -absl::InfiniteDuration(); },
+       invalid,
+       {"drain_deadline is negative", "-inf"}},
+      {"a drain deadline of minus one nanosecond",
+       [](RuntimeOptions& o) { o.drain_deadline = absl::Nanoseconds(-1); },
+       invalid,
+       {"drain_deadline is negative", "-1ns"}},
+      {"a relative home set through edit_config",
+       [](RuntimeOptions& o) {
+         o.edit_config = [](PyConfig& config) {
+           PyConfig_SetString(&config, &config.home, L"relative/edited");
+           return absl::OkStatus();
+         };
+       },
+       not_found,
+       {"PyConfig.home", "relative/edited"}},
+      {"an unknown stdio error handler set through edit_config",
+       [](RuntimeOptions& o) {
+         o.edit_config = [](PyConfig& config) {
+           PyConfig_SetString(&config, &config.stdio_errors, L"no-such-errors");
+           return absl::OkStatus();
+         };
+       },
+       invalid,
+       {"stdio_errors", "no-such-errors"}},
+      {"an empty module search path list set through edit_config",
+       [](RuntimeOptions& o) {
+         o.edit_config = [](PyConfig& config) {
+           config.module_search_paths_set = 1;
+           return absl::OkStatus();
+         };
+       },
+       not_found,
+       {"encodings"}},
+      {"an edit_config returning an error",
+       [](RuntimeOptions& o) {
+         o.edit_config = [](PyConfig&) {
+           return absl::PermissionDeniedError("host says no");
+         };
+       },
+       absl::StatusCode::kPermissionDenied,
+       {"host says no"}},
+      {"an unknown reinit_hazards value",
+       [](RuntimeOptions& o) {
+         o.reinit_hazards = static_cast<RuntimeOptions::ReinitHazards>(9);
+       },
+       invalid,
+       {"reinit_hazards", "invalid value 9"}},
   };
 }
+
+// Values that are unusual but valid: the runtime starts and Python sees
+// exactly what was asked.
+struct AcceptedRuntimeOptions {
+  const char* what;
+  std::function<void(RuntimeOptions&)> set;
+  const char* expression;  // evaluated in __main__
+  const char* expected;    // its str()
+};
+
+std::vector<AcceptedRuntimeOptions> AcceptedCases() {
+  return {
+      {"an empty argv", [](RuntimeOptions& o) { o.argv.clear(); },
+       "__import__('sys').argv", "['']"},
+      {"a prepend_sys_path entry that does not exist",
+       [](RuntimeOptions& o) { o.prepend_sys_path = {"/nonexistent/pre"}; },
+       "__import__('sys').path[0]", "/nonexistent/pre"},
+      {"module_search_paths with a missing extra entry",
+       [](RuntimeOptions& o) {
+         o.module_search_paths = {
+             absl::StrCat(PYSCOPE_TEST_PREFIX, "/lib/", Lib()),
+             "/nonexistent/extra"};
+         o.import_site = false;
+       },
+       "__import__('sys').path[1]", "/nonexistent/extra"},
+      {"signal handlers with the isolated preset",
+       [](RuntimeOptions& o) { o.install_signal_handlers = true; },
+       "(lambda s: s.getsignal(s.SIGPIPE) == s.SIG_IGN)"
+       "(__import__('signal'))",
+       "True"},
+      {"the user site directory with the isolated preset",
+       [](RuntimeOptions& o) { o.user_site_directory = true; },
+       "__import__('sys').flags.no_user_site", "0"},
+      {"no site module", [](RuntimeOptions& o) { o.import_site = false; },
+       "'site' in __import__('sys').modules", "False"},
+      {"no bytecode", [](RuntimeOptions& o) { o.write_bytecode = false; },
+       "__import__('sys').dont_write_bytecode", "True"},
+      {"a zero drain deadline",
+       [](RuntimeOptions& o) { o.drain_deadline = absl::ZeroDuration(); },
+       "6 * 7", "42"},
+      {"a home with a trailing slash",
+       [](RuntimeOptions& o) {
+         o.home = absl::StrCat(PYSCOPE_TEST_PREFIX, "/");
+       },
+       "6 * 7", "42"},
+      {"a reinit_warning hook with nothing to warn about",
+       [](RuntimeOptions& o) {
+         o.reinit_hazards = RuntimeOptions::ReinitHazards::kWarnAndTry;
+         o.reinit_warning = [](const std::string&) { std::abort(); };
+       },
+       "6 * 7", "42"},
+  };
+}
+
+// SubInterpreterOptions: the status each value gets before 3.12 and from
+// 3.12 (OK: created, and it ends).
+struct SubOptionsCase {
+  const char* what;
+  std::function<void(SubInterpreterOptions&)> set;
+  absl::StatusCode before_312;
+  absl::StatusCode from_312;
+  const char* message_has;
+  const char* message_from_312 = nullptr;  // when it differs
+};
+
+std::vector<SubOptionsCase> SubCases() {
+  using Gil = SubInterpreterOptions::Gil;
+  const auto ok = absl::StatusCode::kOk;
+  const auto invalid = absl::StatusCode::kInvalidArgument;
+  const auto unimplemented = absl::StatusCode::kUnimplemented;
+  return {
+      {"an unknown gil value",
+       [](SubInterpreterOptions& o) { o.gil = static_cast<Gil>(5); }, invalid,
+       invalid, "gil has the invalid value 5"},
+      {"no fork", [](SubInterpreterOptions& o) { o.allow_fork = false; },
+       unimplemented, ok, "need CPython 3.12"},
+      {"no exec", [](SubInterpreterOptions& o) { o.allow_exec = false; },
+       unimplemented, ok, "need CPython 3.12"},
+      {"no threads", [](SubInterpreterOptions& o) { o.allow_threads = false; },
+       unimplemented, ok, "need CPython 3.12"},
+      {"no daemon threads",
+       [](SubInterpreterOptions& o) { o.allow_daemon_threads = false; },
+       unimplemented, ok, "need CPython 3.12"},
+      {"daemon threads without threads",
+       [](SubInterpreterOptions& o) {
+         o.allow_threads = false;
+         o.allow_daemon_threads = true;
+       },
+       unimplemented, ok, "need CPython 3.12"},
+      {"checked multi-interpreter extensions",
+       [](SubInterpreterOptions& o) { o.check_multi_interp_extensions = true; },
+       unimplemented, ok, "need CPython 3.12"},
+      {"an own allocator with checked extensions",
+       [](SubInterpreterOptions& o) {
+         o.use_main_obmalloc = false;
+         o.check_multi_interp_extensions = true;
+       },
+       unimplemented, ok, "need CPython 3.12"},
+      {"an own allocator without checked extensions",
+       [](SubInterpreterOptions& o) { o.use_main_obmalloc = false; },
+       unimplemented, invalid, "CPython 3.12",
+       "requires check_multi_interp_extensions = true"},
+      {"an own GIL with the shared allocator",
+       [](SubInterpreterOptions& o) { o.gil = Gil::kOwn; }, unimplemented,
+       invalid, "GIL", "requires use_main_obmalloc = false"},
+      {"the Isolated() preset",
+       [](SubInterpreterOptions& o) { o = SubInterpreterOptions::Isolated(); },
+       unimplemented, ok, "an own GIL (PEP 684) needs CPython 3.12"},
+      {"a negative end deadline",
+       [](SubInterpreterOptions& o) {
+         o.end_deadline = absl::Milliseconds(-5);
+       },
+       invalid, invalid, "end_deadline is negative (-5ms)"},
+      {"an end deadline of minus infinity",
+       [](SubInterpreterOptions& o) {
+         o.end_deadline = -absl::InfiniteDuration();
+       },
+       invalid, invalid, "end_deadline is negative (-inf)"},
+      {"a zero end deadline",
+       [](SubInterpreterOptions& o) { o.end_deadline = absl::ZeroDuration(); },
+       ok, ok, ""},
+  };
+}
+
+// Inputs proved by the scenarios and cases below the tables: the isolated
+// preset with use_environment, a PYTHONHOME without the standard library,
+// a standard library that fails inside CPython, UTF-8 reaching Python, an
+// infinite end deadline, an infinite drain deadline, an own GIL before 3.12
+// through the constructor, and a zero end deadline with a thread inside.
+constexpr int kInputsOutsideTables = 8;
 
 // A valid runtime starts, runs Python and finalizes.
 void ExpectValidRuntimeWorks() {
@@ -221,6 +453,100 @@ TEST_SUITE("bad_input") {
       }
       ExpectValidRuntimeWorks();
     }
+  }
+
+  TEST_CASE("unusual but valid RuntimeOptions start and are honored") {
+    for (const AcceptedRuntimeOptions& accepted : AcceptedCases()) {
+      const std::string what = accepted.what;
+      CAPTURE(what);
+      RuntimeOptions options = TestOptions();
+      accepted.set(options);
+      CHECK(pyscope::ValidateRuntimeOptions(options).ok());
+      auto runtime = ScopedRuntime::Create(options);
+      REQUIRE_MESSAGE(runtime.ok(), runtime.status().ToString());
+      {
+        GILGuard gil;
+        CHECK(EvalString(absl::StrCat("str(", accepted.expression, ")")) ==
+              accepted.expected);
+      }
+      CHECK((*runtime)->Finalize().ok());
+    }
+  }
+
+  TEST_CASE("every SubInterpreterOptions field: a status, or created") {
+    ScopedRuntime runtime(TestOptions());
+    for (const SubOptionsCase& bad : SubCases()) {
+      const std::string what = bad.what;
+      CAPTURE(what);
+      SubInterpreterOptions options = SubInterpreterOptions::Legacy();
+      bad.set(options);
+      const absl::StatusCode expected =
+          pyscope::detail::compat::kHasPerInterpreterGil ? bad.from_312
+                                                         : bad.before_312;
+      const absl::Status validated =
+          pyscope::ValidateSubInterpreterOptions(options);
+      CHECK(validated.code() == expected);
+      const char* fragment = pyscope::detail::compat::kHasPerInterpreterGil &&
+                                     bad.message_from_312 != nullptr
+                                 ? bad.message_from_312
+                                 : bad.message_has;
+      if (expected != absl::StatusCode::kOk) {
+        CHECK(std::string(validated.message()).find(fragment) !=
+              std::string::npos);
+      }
+      auto created = pyscope::SubInterpreter::Create(options);
+      CHECK(created.status().code() == expected);
+      if (created.ok()) {
+        CHECK((*created)->TryExec("x = 6 * 7").ok());
+        CHECK((*created)->End().ok());
+      }
+      // The caller's thread is as it was: detached, and the runtime works.
+      CHECK(pyscope::detail::compat::CurrentThreadStateUnchecked() == nullptr);
+      GILGuard gil;
+      CHECK(pyscope_test::EvalLong("6 * 7") == 42);
+    }
+  }
+
+  TEST_CASE("a zero end deadline with a thread inside: at once, then OK") {
+    ScopedRuntime runtime(TestOptions());
+    SubInterpreterOptions options = SubInterpreterOptions::Legacy();
+    options.end_deadline = absl::ZeroDuration();
+    pyscope::SubInterpreter sub(options);
+    std::atomic<bool> inside{false}, leave{false};
+    std::thread worker([&] {
+      GILGuard gil(sub);
+      inside = true;
+      pyscope::AllowThreads nogil;
+      while (!leave.load()) absl::SleepFor(absl::Milliseconds(1));
+    });
+    while (!inside.load()) absl::SleepFor(absl::Milliseconds(1));
+    CHECK(sub.End().code() == absl::StatusCode::kDeadlineExceeded);
+    leave = true;
+    worker.join();
+    CHECK(sub.End().ok());
+  }
+
+  TEST_CASE("an own GIL before 3.12 through the throwing constructor") {
+    ScopedRuntime runtime(TestOptions());
+    if (pyscope::detail::compat::kHasPerInterpreterGil) {
+      pyscope::SubInterpreter sub(SubInterpreterOptions::Isolated());
+      CHECK(sub.own_gil());
+      return;
+    }
+    try {
+      pyscope::SubInterpreter sub(SubInterpreterOptions::Isolated());
+      FAIL("created an own GIL before 3.12");
+    } catch (const pyscope::Error& error) {
+      CHECK(error.status().code() == absl::StatusCode::kUnimplemented);
+    }
+  }
+
+  TEST_CASE("the number of bad inputs") {
+    const size_t inputs = Cases().size() + AcceptedCases().size() +
+                          SubCases().size() + kInputsOutsideTables;
+    std::printf("figure: bad_input python=%d.%d.%d inputs=%zu\n",
+                PY_MAJOR_VERSION, PY_MINOR_VERSION, PY_MICRO_VERSION, inputs);
+    CHECK(inputs >= 61);
   }
 
   TEST_CASE("valid options pass ValidateRuntimeOptions") {

@@ -55,6 +55,15 @@ using pyscope_test::RunScenario;
 constexpr bool kOwnGilAvailable =
     pyscope::detail::compat::kHasPerInterpreterGil;
 
+// Whether holding an interpreter's GIL keeps its other threads from running
+// (false on the free-threaded build).
+constexpr bool kGilExcludes = pyscope::detail::compat::kGilExcludesOtherThreads;
+
+// Whether sub-interpreters may load single-phase init extension modules
+// (false on the free-threaded build, which refuses Legacy()).
+constexpr bool kLegacyAvailable =
+    pyscope::detail::compat::kSubInterpretersLoadSinglePhaseModules;
+
 // Whether Current() is this thread's own (3.12+) rather than the process-wide
 // GIL holder's.
 constexpr bool kThreadLocalCurrent =
@@ -206,11 +215,11 @@ void ExpectRefused(const SubInterpreterOptions& options,
 }
 
 TEST_CASE("options needing 3.12 are refused before 3.12, others validated") {
-  SubInterpreterOptions own_gil = SubInterpreterOptions::Legacy();
+  SubInterpreterOptions own_gil = SubInterpreterOptions::Default();
   own_gil.gil = SubInterpreterOptions::Gil::kOwn;
   own_gil.use_main_obmalloc = false;
   own_gil.check_multi_interp_extensions = true;
-  SubInterpreterOptions no_fork = SubInterpreterOptions::Legacy();
+  SubInterpreterOptions no_fork = SubInterpreterOptions::Default();
   no_fork.allow_fork = false;
   // use_main_obmalloc = false without check_multi_interp_extensions.
   SubInterpreterOptions own_obmalloc_unchecked =
@@ -225,7 +234,10 @@ TEST_CASE("options needing 3.12 are refused before 3.12, others validated") {
     if (kOwnGilAvailable) {
       CHECK(pyscope::ValidateSubInterpreterOptions(own_gil).ok());
       CHECK(pyscope::ValidateSubInterpreterOptions(no_fork).ok());
-      ExpectRefused(own_obmalloc_unchecked, absl::StatusCode::kInvalidArgument);
+      // (The free-threaded build refuses every unchecked interpreter first.)
+      ExpectRefused(own_obmalloc_unchecked,
+                    kLegacyAvailable ? absl::StatusCode::kInvalidArgument
+                                     : absl::StatusCode::kUnimplemented);
       ExpectRefused(own_gil_main_obmalloc, absl::StatusCode::kInvalidArgument);
       CHECK(absl::StrContains(
           pyscope::ValidateSubInterpreterOptions(own_obmalloc_unchecked)
@@ -241,9 +253,23 @@ TEST_CASE("options needing 3.12 are refused before 3.12, others validated") {
       CHECK(absl::StrContains(
           pyscope::ValidateSubInterpreterOptions(own_gil).message(), "3.12"));
     }
-    SubInterpreterOptions negative = SubInterpreterOptions::Legacy();
+    SubInterpreterOptions negative = SubInterpreterOptions::Default();
     negative.end_deadline = absl::Seconds(-1);
     ExpectRefused(negative, absl::StatusCode::kInvalidArgument);
+    if (kLegacyAvailable) {
+      CHECK(pyscope::ValidateSubInterpreterOptions(
+                SubInterpreterOptions::Legacy())
+                .ok());
+    } else {
+      // Free-threaded build: Legacy() cannot be created; Default() is it
+      // with single-phase modules refused, as CPython's Py_NewInterpreter.
+      ExpectRefused(SubInterpreterOptions::Legacy(),
+                    absl::StatusCode::kUnimplemented);
+      CHECK(absl::StrContains(pyscope::ValidateSubInterpreterOptions(
+                                  SubInterpreterOptions::Legacy())
+                                  .message(),
+                              "free-threaded"));
+    }
   };
 
   SUBCASE("from a detached thread") {
@@ -337,7 +363,14 @@ TEST_CASE("many threads enter at once, each with one cached thread state") {
     CHECK(reused.load() == kThreads * kEntries);
     CHECK(in_sub.load() == kThreads * kEntries);
     GILGuard gil(sub);
-    CHECK(EvalLong("n") == kThreads * kEntries);
+    if (kGilExcludes) {
+      CHECK(EvalLong("n") == kThreads * kEntries);
+    } else {
+      // Free-threaded build: the threads ran inside `sub` at the same time,
+      // so unsynchronized read-modify-writes of `n` may be lost.
+      CHECK(EvalLong("n") >= 1);
+      CHECK(EvalLong("n") <= kThreads * kEntries);
+    }
     // The workers exited: their cached states went with them; the creating
     // thread's state remains.
     CHECK(CountThreadStates(sub.interpreter_state()) == 1);
@@ -363,9 +396,14 @@ TEST_CASE("own GILs let two interpreters run at the same time") {
     return a.Call([] { return EvalBool("result"); });
   };
 
-  SUBCASE("shared GIL (Legacy): B waits until A gives up") {
+  SUBCASE("shared GIL (Default): B waits until A gives up") {
     SubInterpreter a;
     SubInterpreter b;
+    if (!kGilExcludes) {
+      // Free-threaded build: no GIL to share, so B runs while A spins.
+      CHECK(run(a, b, 5.0));
+      return;
+    }
     const absl::Time start = absl::Now();
     CHECK_FALSE(run(a, b, 0.3));
     CHECK(absl::Now() - start >= absl::Milliseconds(300));
@@ -927,7 +965,7 @@ worker.start()
 }
 
 TEST_CASE("a running daemon thread makes End fail instead of aborting") {
-  SubInterpreter sub;  // Legacy allows daemon threads
+  SubInterpreter sub;  // Default() allows daemon threads
   sub.Exec(R"py(
 import threading
 stop = threading.Event()
@@ -1153,8 +1191,22 @@ TEST_CASE("runtime finalization ends every live sub-interpreter first") {
 TEST_CASE("a single-phase extension module and sub-interpreters") {
   const std::string add_path = absl::StrCat("import sys\nsys.path.insert(0, '",
                                             PYSCOPE_TEST_EXT_DIR, "')");
-  SUBCASE("Legacy imports it on every version") {
-    SubInterpreter sub;
+  SUBCASE("Legacy imports it on every version with a GIL") {
+    if (!kLegacyAvailable) {
+      // Free-threaded build: Legacy() is refused before CPython is asked,
+      // and Default() interpreters refuse the module like Isolated() ones.
+      CHECK(SubInterpreter::Create(SubInterpreterOptions::Legacy())
+                .status()
+                .code() == absl::StatusCode::kUnimplemented);
+      SubInterpreter sub;
+      sub.Exec(add_path);
+      absl::Status imported = sub.TryExec("import pyscope_single_phase");
+      CHECK(absl::StrContains(imported.message(), "ImportError"));
+      CHECK(absl::StrContains(imported.message(), "pyscope_single_phase"));
+      CHECK(sub.End().ok());
+      return;
+    }
+    SubInterpreter sub(SubInterpreterOptions::Legacy());
     sub.Exec(add_path);
     sub.Exec("import pyscope_single_phase");
     CHECK(sub.Call([] { return EvalLong("pyscope_single_phase.answer"); }) ==

@@ -19,6 +19,16 @@
 // compile to nothing. The capability is a compile-time fiction: the object
 // has no state and no cost. Which interpreter's GIL is held is a run-time
 // fact that the guards track; the compile-time rule only says "some guard".
+//
+// On the free-threaded build (3.13t, 3.14t) there is no GIL, and
+// `pyscope::gil` means what the C API requires there: the calling thread is
+// attached (has a current thread state). The rules keep their meaning: a
+// C API call still needs an attached thread, and AllowThreads still detaches
+// (a stop-the-world pause, such as the garbage collector, waits for every
+// attached thread). What the capability never promised is mutual exclusion:
+// without a GIL, other attached threads run Python at the same time, so
+// shared Python objects need their own synchronization
+// (detail::compat::kGilExcludesOtherThreads says which build this is).
 
 #ifndef PYSCOPE_ANNOTATIONS_H_
 #define PYSCOPE_ANNOTATIONS_H_

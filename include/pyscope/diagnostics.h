@@ -10,6 +10,10 @@
 // or a crash later. Tests and hosts may install their own handler; if it
 // returns, the guard that detected the misuse performs no further CPython
 // call and the operation reports an error status where it has one.
+//
+// "Holds the GIL" in these reports means "is attached to an interpreter";
+// on the free-threaded build, which has no GIL, that is all it means, and
+// every misuse is detected the same way there.
 
 #ifndef PYSCOPE_DIAGNOSTICS_H_
 #define PYSCOPE_DIAGNOSTICS_H_

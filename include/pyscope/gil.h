@@ -36,10 +36,13 @@
 
 namespace pyscope {
 
+class InterpreterView;
 class SubInterpreter;
 
 // Attaches the calling thread to a Python interpreter and holds its GIL for
-// the guard's scope. Replaces PyGILState_Ensure/PyGILState_Release.
+// the guard's scope. Replaces PyGILState_Ensure/PyGILState_Release. (On the
+// free-threaded build "holds its GIL" means attached: other threads may run
+// Python at the same time; see pyscope/annotations.h.)
 //
 // Which interpreter: the one the calling thread is already in (inside another
 // guard's scope, or when called from Python code), otherwise the main
@@ -96,6 +99,24 @@ class ABSL_SCOPED_LOCKABLE [[nodiscard]] GILGuard {
   // Non-throwing form of GILGuard(SubInterpreter&): check ok().
   [[nodiscard]] PYSCOPE_API GILGuard(
       SubInterpreter& interpreter, const std::nothrow_t&,
+      SourceLocation where = SourceLocation::Current())
+      ABSL_EXCLUSIVE_LOCK_FUNCTION(::pyscope::gil);
+
+  // Attaches the calling thread to the interpreter `view` refers to (see
+  // interpreter_view.h) and holds its GIL, from any thread and inside any
+  // other scope (the main interpreter from inside a sub-interpreter scope,
+  // too); at scope end restores what the thread had before. Throws
+  // pyscope::Error: kFailedPrecondition for an empty view, an ended
+  // interpreter or a view of an earlier runtime; kUnavailable while the
+  // interpreter is ending or the runtime is finalizing or finalized.
+  [[nodiscard]] PYSCOPE_API explicit GILGuard(
+      const InterpreterView& view,
+      SourceLocation where = SourceLocation::Current())
+      ABSL_EXCLUSIVE_LOCK_FUNCTION(::pyscope::gil);
+
+  // Non-throwing form of GILGuard(const InterpreterView&): check ok().
+  [[nodiscard]] PYSCOPE_API GILGuard(
+      const InterpreterView& view, const std::nothrow_t&,
       SourceLocation where = SourceLocation::Current())
       ABSL_EXCLUSIVE_LOCK_FUNCTION(::pyscope::gil);
 
@@ -164,7 +185,10 @@ class ABSL_SCOPED_LOCKABLE [[nodiscard]] GILGuard {
 // Releases the GIL (detaches the calling thread's thread state) for the
 // guard's scope, so that other threads can run Python while this one blocks
 // or computes. Replaces Py_BEGIN_ALLOW_THREADS / Py_END_ALLOW_THREADS,
-// including on every early-return and exception path.
+// including on every early-return and exception path. On the free-threaded
+// build, where other threads run Python anyway, it is just as needed: a
+// stop-the-world pause (the garbage collector) waits for every attached
+// thread, so a thread that blocks attached stalls all others there.
 //
 // To use Python again inside the scope (what Py_BLOCK_THREADS /
 // Py_UNBLOCK_THREADS do), open a nested GILGuard: it re-attaches the same
@@ -181,7 +205,10 @@ class ABSL_SCOPED_LOCKABLE [[nodiscard]] GILGuard {
 // this native thread, or Py_FinalizeEx already freed it, pyscope ends the
 // thread by unwinding its stack (as CPython ends daemon threads) instead of
 // touching freed interpreter state. A Python thread's own state re-attaches
-// as Py_END_ALLOW_THREADS would. That is why the destructor is
+// as Py_END_ALLOW_THREADS would: once Py_FinalizeEx has marked the runtime
+// finalizing, CPython 3.14 parks such a (daemon) thread forever
+// (gh-87135), and where an older CPython would end it inside the attach,
+// pyscope ends it by unwinding instead. That is why the destructor is
 // noexcept(false): the unwinding must pass through it rather than call
 // std::terminate.
 class ABSL_SCOPED_LOCKABLE [[nodiscard]] AllowThreads {

@@ -32,6 +32,7 @@
 #include "pyscope/detail/compat.h"
 #include "pyscope/detail/export.h"
 #include "pyscope/diagnostics.h"
+#include "pyscope/host_options.h"
 #include "pyscope/source_location.h"
 
 namespace pyscope {
@@ -114,10 +115,74 @@ struct PYSCOPE_API RuntimeOptions {
   // filesystem_encoding / stdio_encoding it names must exist).
   std::function<absl::Status(PyConfig&)> edit_config;
 
+  // --- Host integration (pyscope/host_options.h). ---
+
+  // Extension modules registered as built-ins before every initialization
+  // (re-registered when the runtime starts again). Construction fails with
+  // kAlreadyExists for a name given twice or one CPython already has as a
+  // built-in, kInvalidArgument for an entry without a valid name or with
+  // neither or both of init / definition, and kFailedPrecondition with
+  // Adopt() (the host's interpreter has started: too late to register).
+  std::vector<BuiltinModule> builtin_modules;
+
+  // Audit hooks installed before every initialization (PySys_AddAuditHook).
+  // kFailedPrecondition with Adopt(), where they could never be removed.
+  std::vector<AuditHook> audit_hooks;
+
+  // Called, in order, before every Py_InitializeFromConfig, for the other
+  // registrations CPython accepts only before the runtime starts
+  // (PyMem_SetAllocator, PyImport_ExtendInittab with a table of your own,
+  // ...). A non-OK status aborts construction with it. Not called by
+  // Adopt().
+  std::vector<std::function<absl::Status()>> before_initialize;
+
+  // A virtual environment to run in, as its own python would: the directory
+  // holding pyvenv.cfg (made by `python -m venv`, virtualenv or uv). sys.prefix
+  // becomes it, sys.base_prefix the interpreter it was made from, and its
+  // site-packages (with their .pth files) are on sys.path; no environment
+  // variable is read. kNotFound when there is no pyvenv.cfg there;
+  // kFailedPrecondition when the environment was made for another Python
+  // version than the one pyscope embeds (both named); kInvalidArgument
+  // together with home or module_search_paths, or without import_site. For a
+  // conda environment, which is a full prefix, set `home` instead.
+  std::string virtual_env;
+
+  // What initialization may change in the host process, and CPython 3.9-3.13
+  // does with the Python() preset (docs/pitfalls.md has the list per
+  // version): the dispositions of SIGPIPE and SIGXFSZ (ignored), the
+  // LC_CTYPE locale (set from the environment) and, for the C locale, the
+  // LC_CTYPE environment variable (coerced to a UTF-8 locale). When true,
+  // pyscope puts each of them back as it was before initialization; SIGINT
+  // too, unless install_signal_handlers asks for Python's handler. The
+  // isolated default changes none of them either way.
+  bool restore_process_state = false;
+
   // How long Finalize waits for native threads still inside GILGuard
   // scopes to leave them before finalizing anyway (see ScopedRuntime).
   // Negative: kInvalidArgument; absl::InfiniteDuration(): waits for them.
   absl::Duration drain_deadline = absl::Seconds(5);
+
+  // What construction does when an earlier runtime in this process left a
+  // hazard for re-initializing CPython: it loaded an extension module known
+  // not to survive re-initialization (a later import of it aborts or
+  // crashes the process; on 3.12 e.g. _decimal, _datetime, _ctypes; numpy
+  // on every version; the list is docs/reliability.md's), or Python daemon
+  // threads were still running when it finalized (the next runtime then
+  // crashes in a share of runs). See PendingReinitHazards().
+  enum class ReinitHazards {
+    // Construction fails with kFailedPrecondition naming the hazards;
+    // nothing is started. The default.
+    kRefuse,
+    // Construction calls reinit_warning (or writes to stderr when it is
+    // empty) with the same text, then starts CPython anyway.
+    kWarnAndTry,
+  };
+  ReinitHazards reinit_hazards = ReinitHazards::kRefuse;
+
+  // Receives the warning under ReinitHazards::kWarnAndTry, on the
+  // constructing thread, before CPython starts. An exception it throws
+  // fails construction with kInternal.
+  std::function<void(const std::string& warning)> reinit_warning;
 };
 
 // Checks `options` without starting anything: kInvalidArgument for an
@@ -125,7 +190,7 @@ struct PYSCOPE_API RuntimeOptions {
 // module_search_paths, prepend_sys_path) with a NUL byte or invalid UTF-8,
 // or a negative drain deadline. ScopedRuntime runs it first; the file system
 // checks (standard library, encodings) happen at construction, on the final
-// PyConfig.
+// PyConfig. (Also kInvalidArgument: an unknown reinit_hazards value.)
 PYSCOPE_API absl::Status ValidateRuntimeOptions(const RuntimeOptions& options);
 
 // Owns the embedded interpreter for its lifetime. Not copyable or movable.
@@ -141,14 +206,35 @@ PYSCOPE_API absl::Status ValidateRuntimeOptions(const RuntimeOptions& options);
 //   2. waits, GIL released, up to options.drain_deadline for native threads
 //      already inside GILGuard scopes to leave them;
 //   3. takes the GIL and runs the exit callbacks (last added, first run)
-//      while Python still works;
-//   4. calls Py_FinalizeEx (which joins non-daemon Python threads) and
+//      while Python still works; then destroys, unrun, the calls posted to
+//      the main thread that never ran (pyscope/main_thread.h);
+//   4. notes what the next runtime in this process will not survive
+//      (extension modules known not to survive re-initialization, Python
+//      daemon threads still running; see RuntimeOptions::ReinitHazards);
+//   5. calls Py_FinalizeEx (which joins non-daemon Python threads) and
 //      reports a non-zero result;
-//   5. forgets every thread state pyscope cached, so a new ScopedRuntime can
-//      initialize Python again in the same process.
+//   6. forgets every thread state pyscope cached, and repairs what
+//      Py_FinalizeEx leaves behind (the built-in module table, the path
+//      configuration; docs/pitfalls.md), so a new ScopedRuntime can
+//      initialize Python again in the same process, with its own options.
 // Threads still inside a guard after the deadline are named in the returned
-// status (kDeadlineExceeded); if they later try to take the GIL back they
-// are ended by stack unwinding, exactly as CPython ends daemon threads.
+// status (kDeadlineExceeded); if they later try to take the GIL back through
+// pyscope (the end of an AllowThreads, a nested GILGuard) they are ended by
+// stack unwinding, as CPython before 3.14 ended daemon threads. (CPython
+// 3.14 parks such threads forever instead, gh-87135; a parked native thread
+// could never be joined, so pyscope never lets its own reach that attach.)
+// A native thread still running Python code when the deadline passes is
+// re-attached by CPython itself: 3.14 parks it, earlier versions end it.
+//
+// Interpreters that Python code created (concurrent.interpreters, 3.14) are
+// not pyscope's: Py_FinalizeEx ends those still open in step 4, after the
+// exit callbacks and atexit, with a RuntimeWarning; close them in an exit
+// callback to avoid it.
+//
+// Re-initialization: after a runtime that loaded a module known not to
+// survive it, or that finalized with Python daemon threads running, a new
+// ScopedRuntime is refused with kFailedPrecondition naming them, unless
+// options.reinit_hazards says to warn and try anyway.
 //
 // One ScopedRuntime at a time: a second live one is Misuse::kSecondRuntime.
 // If the host already initialized Python, construction fails with
@@ -232,6 +318,13 @@ enum class RuntimeState {
   kFinalized,   // Py_FinalizeEx returned (a new ScopedRuntime may start)
 };
 PYSCOPE_API RuntimeState GetRuntimeState();
+
+// What runtimes finalized earlier in this process left that makes
+// re-initializing CPython unsafe (see RuntimeOptions::ReinitHazards), one
+// entry per hazard, e.g. "extension module _decimal (generation 2)" or
+// "2 Python daemon threads running at finalization (generation 4)". Empty
+// when none. Thread-safe.
+PYSCOPE_API std::vector<std::string> PendingReinitHazards();
 
 // Incremented by every initialization and finalization; thread states
 // cached under an older generation are never used again.

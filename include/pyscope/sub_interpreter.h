@@ -40,19 +40,37 @@ namespace pyscope {
 // Every field of CPython's PyInterpreterConfig (3.12+), as plain values.
 // Before 3.12 only the Legacy() settings exist (Py_NewInterpreter); any
 // other setting is refused with kUnimplemented before CPython is called.
+// A default-constructed value equals Default().
+//
+// The free-threaded build (3.13t, 3.14t; detail::compat::kFreeThreaded)
+// does not let sub-interpreters load single-phase init extension modules:
+// check_multi_interp_extensions = false is refused there with
+// kUnimplemented before CPython is called, so Legacy() cannot be created on
+// that build. Default() is what works on every build.
 struct PYSCOPE_API SubInterpreterOptions {
   enum class Gil {
     kShared,  // share the main interpreter's GIL (every version)
     kOwn,     // a GIL of its own (PEP 684; CPython 3.12+)
   };
 
-  // What Py_NewInterpreter gives: shared GIL and object allocator, fork,
-  // exec, threads and daemon threads allowed, single-phase extension modules
-  // allowed. Works on 3.9-3.13.
+  // What SubInterpreter() and pyscope/testing.h's InFreshInterpreter create:
+  // the settings of CPython's own Py_NewInterpreter on this build. With a
+  // GIL that is Legacy() (3.9+). On the free-threaded build it is Legacy()
+  // with check_multi_interp_extensions = true (gh-117649): single-phase init
+  // extension modules raise ImportError there, as they do in
+  // Py_NewInterpreter's interpreters on that build.
+  static SubInterpreterOptions Default();
+
+  // What Py_NewInterpreter gives with a GIL: shared GIL and object
+  // allocator, fork, exec, threads and daemon threads allowed, single-phase
+  // extension modules allowed. Works on 3.9-3.14; refused (kUnimplemented)
+  // on the free-threaded build, see above.
   static SubInterpreterOptions Legacy();
 
   // Own GIL and allocator; no fork, exec or daemon threads; only extension
-  // modules that support multiple interpreters. Needs CPython 3.12+.
+  // modules that support multiple interpreters. Needs CPython 3.12+. On the
+  // free-threaded build there is no GIL to own; the interpreter still gets
+  // its own runtime state and the same restrictions.
   static SubInterpreterOptions Isolated();
 
   // Use the main interpreter's object allocator. Must be false with an own
@@ -68,8 +86,9 @@ struct PYSCOPE_API SubInterpreterOptions {
   bool allow_daemon_threads = true;
   // Refuse extension modules that do not declare multi-interpreter support
   // (ImportError naming the module). Required when use_main_obmalloc is
-  // false.
-  bool check_multi_interp_extensions = false;
+  // false, and on the free-threaded build (true by default there).
+  bool check_multi_interp_extensions =
+      !detail::compat::kSubInterpretersLoadSinglePhaseModules;
   Gil gil = Gil::kShared;
 
   // CPython 3.12+: whether PyGILState_Ensure, called by C code while a
@@ -98,7 +117,9 @@ struct PYSCOPE_API SubInterpreterOptions {
 
 // Checks `options` against this CPython without creating anything:
 // kUnimplemented when a setting needs a newer CPython (3.12 for anything but
-// Legacy()), kInvalidArgument for combinations CPython or pyscope refuse.
+// Legacy()) or a build with a GIL (check_multi_interp_extensions = false on
+// the free-threaded build), kInvalidArgument for combinations CPython or
+// pyscope refuse.
 PYSCOPE_API absl::Status ValidateSubInterpreterOptions(
     const SubInterpreterOptions& options);
 
@@ -127,7 +148,8 @@ PYSCOPE_API absl::Status ValidateSubInterpreterOptions(
 // consistent) or a new one.
 class PYSCOPE_API SubInterpreter {
  public:
-  // SubInterpreterOptions::Legacy(). Throws pyscope::Error.
+  // SubInterpreterOptions::Default() (Legacy() on builds with a GIL).
+  // Throws pyscope::Error.
   [[nodiscard]] SubInterpreter();
   // Throws pyscope::Error with the status Create would return.
   [[nodiscard]] explicit SubInterpreter(const SubInterpreterOptions& options);
@@ -185,7 +207,8 @@ class PYSCOPE_API SubInterpreter {
   }
 
  private:
-  friend class GILGuard;  // enters through the control block
+  friend class GILGuard;         // enters through the control block
+  friend class InterpreterView;  // refers to the control block
 
   struct Uncreated {};
   SubInterpreter(Uncreated, const SubInterpreterOptions& options);

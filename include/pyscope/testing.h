@@ -54,11 +54,15 @@ struct WithGil {
   GILGuard gil;
 };
 
-// Creates a sub-interpreter for the test case (SubInterpreterOptions::
-// Legacy(), which works on every supported CPython, so extension modules
-// load as in the main interpreter) and holds its GIL; the interpreter is
-// ended when the case ends. Use it to keep Python state (sys.modules,
-// __main__, monkey-patching) from leaking between test cases.
+// Creates a sub-interpreter for the test case and holds its GIL; the
+// interpreter is ended when the case ends. Use it to keep Python state
+// (sys.modules, __main__, monkey-patching) from leaking between test cases.
+// The settings are SubInterpreterOptions::Default(), which every supported
+// CPython creates: Legacy() on builds with a GIL, so extension modules load
+// as in the main interpreter; on the free-threaded build (3.13t, 3.14t)
+// Legacy() with check_multi_interp_extensions = true, because that build
+// refuses single-phase init extension modules in sub-interpreters: such a
+// module raises ImportError inside the fixture there.
 struct InFreshInterpreter {
   SubInterpreter interpreter;
   GILGuard gil{interpreter};
@@ -68,7 +72,8 @@ struct InFreshInterpreter {
 
 // CHECKs that `expression` throws pyscope::PythonError whose type_name() is
 // `expected_type` (as CPython prints it: "ValueError",
-// "json.decoder.JSONDecodeError").
+// "json.decoder.JSONDecodeError"); when another one was raised, the failure
+// message carries its traceback.
 #define PYSCOPE_CHECK_RAISES(expression, expected_type)                      \
   do {                                                                       \
     bool pyscope_raised = false;                                             \
@@ -78,7 +83,8 @@ struct InFreshInterpreter {
       pyscope_raised = true;                                                 \
       CHECK_MESSAGE(pyscope_error.type_name() == std::string(expected_type), \
                     "raised " << pyscope_error.type_name() << ": "           \
-                              << pyscope_error.message());                   \
+                              << pyscope_error.message() << "\n"             \
+                              << pyscope_error.traceback());                 \
     }                                                                        \
     CHECK_MESSAGE(pyscope_raised, #expression " raised no Python error");    \
   } while (false)

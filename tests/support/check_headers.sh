@@ -4,13 +4,18 @@
 # clang). Complements the per-header Meson targets, which use the
 # configured compiler.
 #
-# Usage: check_headers.sh <compiler> <include dir> <header>[=<prelude>] ...
+# Usage: check_headers.sh <compiler> <include dir>[:<include dir>...]
+#                         <header>[=<prelude>] ...
 # A prelude is a header that must be included first (documented by that
 # header). Compile flags for CPython and Abseil come from pkg-config
 # (PKG_CONFIG_PATH chooses the CPython, as for the build).
 set -u
 compiler=$1
-include_dir=$2
+include_flags=
+old_ifs=$IFS
+IFS=:
+for dir in $2; do include_flags="$include_flags -I$dir"; done
+IFS=$old_ifs
 shift 2
 
 if ! command -v "$compiler" >/dev/null 2>&1; then
@@ -31,11 +36,11 @@ for entry in "$@"; do
   [ "$header" != "$entry" ] && prelude="#include <${entry#*=}>"
   for std in c++17 c++20; do
     checked=$((checked + 1))
-    # shellcheck disable=SC2086  # $cflags and $extra are word lists
+    # shellcheck disable=SC2086  # $cflags, $extra, $include_flags: word lists
     if ! output=$(printf '%s\n#include "%s"\n#include "%s"\n' \
         "$prelude" "$header" "$header" |
         "$compiler" -x c++ -std=$std -fsyntax-only -Wall -Wextra \
-          -Wpedantic -Werror $extra -I"$include_dir" $cflags - 2>&1); then
+          -Wpedantic -Werror $extra $include_flags $cflags - 2>&1); then
       failed=$((failed + 1))
       echo "FAIL $compiler -std=$std $header"
       echo "$output" | head -n 20

@@ -74,7 +74,7 @@ std::string EvalString(std::string_view expression) {
 std::vector<std::pair<const char*, pyscope::SubInterpreterOptions>>
 CreatableOptions() {
   std::vector<std::pair<const char*, pyscope::SubInterpreterOptions>> result = {
-      {"Legacy", pyscope::SubInterpreterOptions::Legacy()}};
+      {"Default", pyscope::SubInterpreterOptions::Default()}};
   if (pyscope::detail::compat::kHasPerInterpreterGil) {
     result.push_back({"Isolated", pyscope::SubInterpreterOptions::Isolated()});
   }

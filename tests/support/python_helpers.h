@@ -27,8 +27,9 @@ long EvalLong(std::string_view expression) PYSCOPE_REQUIRES_GIL;
 bool EvalBool(std::string_view expression) PYSCOPE_REQUIRES_GIL;
 std::string EvalString(std::string_view expression) PYSCOPE_REQUIRES_GIL;
 
-// The sub-interpreter option sets this CPython creates, by name: Legacy()
-// on every version, Isolated() (own GIL) from 3.12.
+// The sub-interpreter option sets this CPython creates, by name: Default()
+// on every version and build (Legacy() where there is a GIL), Isolated()
+// (own GIL) from 3.12.
 std::vector<std::pair<const char*, pyscope::SubInterpreterOptions>>
 CreatableOptions();
 

@@ -1,15 +1,18 @@
 // Copyright 2026 The pyscope Authors.
 // SPDX-License-Identifier: Apache-2.0
 //
-// Every difference between the supported CPython versions (3.9-3.13) that
-// pyscope depends on, as small named functions. Logic code calls these and
-// never tests PY_VERSION_HEX itself.
+// Every difference between the supported CPython versions (3.9-3.14) and
+// build variants (the free-threaded build, Py_GIL_DISABLED) that pyscope
+// depends on, as small named functions and constants. Logic code calls these
+// and never tests PY_VERSION_HEX or Py_GIL_DISABLED itself.
 
 #ifndef PYSCOPE_DETAIL_COMPAT_H_
 #define PYSCOPE_DETAIL_COMPAT_H_
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+
+#include <cstddef>
 
 #include "pyscope/annotations.h"
 
@@ -22,12 +25,48 @@ namespace pyscope::detail::compat {
 // The Python version the headers describe, as (major, minor).
 inline constexpr int kPythonMinor = PY_MINOR_VERSION;
 
+// --- Build variants ---
+
+// The free-threaded build (PEP 703; supported from 3.14, PEP 779): CPython
+// configured with --disable-gil (python3.13t, python3.14t), where
+// Py_GIL_DISABLED is defined. Attaching a thread state there ("holding the
+// GIL" in pyscope's words) does not keep other threads from running Python.
+inline constexpr bool kFreeThreaded =
+#ifdef Py_GIL_DISABLED
+    true;
+#else
+    false;
+#endif
+
+// Whether an attached thread keeps every other thread of its interpreter
+// from running Python (the GIL's mutual exclusion). False on the
+// free-threaded build: there an attached thread only holds up
+// stop-the-world pauses (the garbage collector, some sys and gc functions),
+// which wait until every other thread of the interpreter detaches or
+// reaches a safe point -- the reason AllowThreads still detaches there.
+// (The free-threaded build can turn a GIL on at run time, PYTHON_GIL=1 or an
+// extension module without Py_mod_gil, but nothing guarantees it.)
+inline constexpr bool kGilExcludesOtherThreads = !kFreeThreaded;
+
+// Whether a sub-interpreter may import single-phase init extension modules
+// (PyInterpreterConfig.check_multi_interp_extensions = 0). The free-threaded
+// build refuses to create such an interpreter ("The free-threaded build does
+// not support single-phase init extension modules in subinterpreters",
+// init_interp_settings in Python/pylifecycle.c, gh-117649); its own
+// Py_NewInterpreter uses check_multi_interp_extensions = 1 there.
+inline constexpr bool kSubInterpretersLoadSinglePhaseModules = !kFreeThreaded;
+
+// --- CPython versions ---
+
 // The thread state attached to the calling thread, or null; never a fatal
 // error. Before 3.12 CPython keeps a single process-wide "current" pointer
 // (the GIL holder's thread state, `_PyRuntime.gilstate.tstate_current`);
 // from 3.12 it is a thread-local. Comparing the result with a thread state
 // this thread owns is correct on both: only the GIL holder can store its own
 // pointer there. Never dereference the result unless it is known to be ours.
+// PyThreadState_GetUnchecked is public from 3.13; its earlier name
+// _PyThreadState_UncheckedGet is deprecated from 3.14 (a warning, an error
+// under -Werror) and used only where the public name does not exist.
 inline PyThreadState* CurrentThreadStateUnchecked() {
 #if PY_VERSION_HEX >= 0x030D0000
   return PyThreadState_GetUnchecked();
@@ -69,6 +108,72 @@ inline bool IsFinalizing() {
 // it is the process-wide GIL holder's (see CurrentThreadStateUnchecked).
 inline constexpr bool kCurrentThreadStateIsThreadLocal =
     PY_VERSION_HEX >= 0x030C0000;
+
+// From 3.14, Py_FinalizeEx frees every interned string of the main
+// interpreter, also the immortal ones that C code interned
+// (PyUnicode_InternFromString, PyUnicode_InternInPlace) and still holds:
+// Py_INCREF does not keep an immortal object alive (gh-113190). Before,
+// those were leaked at finalization, so a pointer kept across a
+// re-initialization happened to stay valid. pyscope keeps no Python object
+// across runtimes; a host must drop such pointers in an exit callback.
+inline constexpr bool kFinalizeFreesInternedStrings =
+    PY_VERSION_HEX >= 0x030E0000;
+
+// From 3.14 (and 3.13.8, where the change was backported), a thread other
+// than the finalizing one that attaches after Py_FinalizeEx marked the
+// runtime as finalizing (PyEval_RestoreThread, PyGILState_Ensure, the
+// evaluation loop taking the GIL back) is parked forever
+// (PyThread_hang_thread) instead of being ended with pthread_exit
+// (gh-87135). pyscope's own attaches never reach it with a thread state it
+// created for a native thread: the gate refuses cold attachments once
+// finalization began, and past its point of no return a re-attachment ends
+// the thread by unwinding instead (src/gate.h, src/attach.cc).
+inline constexpr bool kLateAttachHangsThread = PY_VERSION_HEX >= 0x030D0800;
+
+// Whether CPython, asked now to attach a thread state on a thread other
+// than the finalizing one, would end the thread with pthread_exit inside
+// the call: before gh-87135 (3.9-3.13.7), once Py_FinalizeEx has marked the
+// runtime as finalizing. From then on a caller's bookkeeping after the
+// attach call never runs. (From 3.14 the thread is parked instead.) Safe
+// without an attached thread state.
+inline bool AttachWouldEndThread() {
+  return !kLateAttachHangsThread && IsFinalizing();
+}
+
+// From 3.15, threading.Lock.acquire() raises PythonFinalizationError instead
+// of waiting once finalization got to where no other thread can attach, so
+// could ever release the lock (GH-135991). Not in 3.14.7: there the wait
+// goes on (with a timeout it returns False). Untested here (no 3.15).
+inline constexpr bool kLockAcquireRaisesAtFinalization =
+    PY_VERSION_HEX >= 0x030F0000;
+
+// PEP 741 (3.14): the running configuration can be read by option name
+// (PyConfig_Get, PyConfig_GetInt) and initialization configured by name
+// (PyInitConfig).
+inline constexpr bool kHasConfigGet = PY_VERSION_HEX >= 0x030E0000;
+
+// Reads the integer (or boolean) option `name` of the running configuration
+// into *value (PEP 741's PyConfig_GetInt). False when this CPython has no
+// PyConfig_GetInt (before 3.14) or the option does not exist (the error is
+// cleared). Requires the GIL.
+inline bool GetConfigInt(const char* name, int* value) PYSCOPE_REQUIRES_GIL {
+#if PY_VERSION_HEX >= 0x030E0000
+  if (PyConfig_GetInt(name, value) == 0) return true;
+  PyErr_Clear();
+  return false;
+#else
+  (void)name;
+  (void)value;
+  return false;
+#endif
+}
+
+// PEP 734 (3.14): the concurrent.interpreters module, which creates and runs
+// sub-interpreters from Python code (whence "_interpreters module"). It
+// refuses to close or run interpreters it did not create, such as
+// pyscope's SubInterpreters (whence "C-API"), and Py_FinalizeEx ends the
+// ones left open (with a RuntimeWarning, 3.13+).
+inline constexpr bool kHasConcurrentInterpreters = PY_VERSION_HEX >= 0x030E0000;
 
 // From 3.12, PyThreadState_Swap between thread states of interpreters with
 // different GILs releases one GIL and takes the other (gh-104812); before,
@@ -147,16 +252,6 @@ inline PyStatus NewInterpreter(const InterpreterSettings& settings,
 // In both the process-level disposition stays SIG_DFL.
 inline constexpr bool kSigintViewIsNone = PY_VERSION_HEX >= 0x030A0000;
 
-// Before 3.11, CPython keeps the path configuration it computed
-// (_Py_path_config) across Py_FinalizeEx, so a runtime started after one
-// that read PYTHONPATH still has that sys.path; Py_SetPath(NULL) clears it
-// (Python/pathconfig.c). 3.11 recomputes it at every initialization.
-inline void ForgetPathConfiguration() {
-#if PY_VERSION_HEX < 0x030B0000
-  Py_SetPath(nullptr);
-#endif
-}
-
 // Before 3.13, threading._shutdown() (run by Py_FinalizeEx) waits for the
 // thread that imported `threading` first (its _main_thread, whose lock is
 // released only when that thread's state is deleted) also when that thread
@@ -225,6 +320,161 @@ inline void SetSafePath(PyConfig* config, bool safe) {
   (void)safe;
 #endif
 }
+
+// An extension module that does not survive re-initialization of CPython
+// in one process: once a generation loaded it, importing it again in a
+// later generation aborts or crashes the process (its C-level static state
+// outlives Py_FinalizeEx). Measured with a raw Py_InitializeFromConfig /
+// import / Py_FinalizeEx loop (tests/reinit/raw_reinit.c, run by
+// tests/reliability/reinit_soak.cc; docs/reliability.md has the outcomes):
+// 3.9.18, 3.10.13 and 3.13.0 survive every stdlib extension module; 3.11.7
+// (pyenv and Debian's) aborts in _zoneinfo; 3.12.1 aborts or crashes in the
+// modules listed for it. numpy (1.x, Debian's python3-numpy) is listed for
+// every version: NumPy states it cannot be reloaded in a process.
+struct ReinitUnsafeModule {
+  const char* module;         // the name in sys.modules
+  const char* shared_object;  // the file's name up to the first '.'
+};
+
+// The modules known not to survive re-initialization on this CPython
+// (minor version); `*count` receives their number.
+inline const ReinitUnsafeModule* ReinitUnsafeModules(size_t* count) {
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+  static constexpr ReinitUnsafeModule kModules[] = {
+      {"numpy", "_multiarray_umath"},
+      {"_asyncio", "_asyncio"},
+      {"_ctypes", "_ctypes"},
+      {"_datetime", "_datetime"},
+      {"_decimal", "_decimal"},
+      {"_elementtree", "_elementtree"},
+      {"_hashlib", "_hashlib"},
+      {"_sqlite3", "_sqlite3"},
+      {"_ssl", "_ssl"},
+      {"_zoneinfo", "_zoneinfo"},
+  };
+#elif PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+  static constexpr ReinitUnsafeModule kModules[] = {
+      {"numpy", "_multiarray_umath"},
+      {"_zoneinfo", "_zoneinfo"},
+  };
+#else
+  static constexpr ReinitUnsafeModule kModules[] = {
+      {"numpy", "_multiarray_umath"},
+  };
+#endif
+  *count = sizeof(kModules) / sizeof(kModules[0]);
+  return kModules;
+}
+
+// A module definition slot declaring support for interpreters with their
+// own GIL (Py_mod_multiple_interpreters = Py_MOD_PER_INTERPRETER_GIL_SUPPORTED,
+// 3.12+); before 3.12 the terminating {0, nullptr}. Put it last, just before
+// the list's own terminator.
+inline PyModuleDef_Slot PerInterpreterGilSupportedSlot() {
+#if PY_VERSION_HEX >= 0x030C0000
+  return {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED};
+#else
+  return {0, nullptr};
+#endif
+}
+
+#if PY_VERSION_HEX >= 0x030B0000
+extern "C" PyAPI_FUNC(void) _PyPathConfig_ClearGlobal(void);
+#endif
+
+// After Py_FinalizeEx, CPython keeps the path configuration of the runtime
+// that ended (program name, home, prefixes, executable, module search path)
+// in a process-wide global, and the next initialization takes every field
+// its PyConfig leaves unset from it (3.11+: _PyPathConfig_ReadGlobal in
+// Python/pathconfig.c; 3.9/3.10: the path calculation starts from it; seen
+// on 3.9.18-3.13.0: a runtime started after one with a virtual environment
+// still had its sys.executable, sys.prefix and site-packages). Forgets them.
+// 3.11+ export _PyPathConfig_ClearGlobal (declared in an internal header
+// only); on 3.9/3.10 Py_SetPath(NULL) frees and clears every field of
+// _Py_path_config (pathconfig_clear in Python/pathconfig.c).
+inline void ForgetPathConfig() {
+#if PY_VERSION_HEX >= 0x030B0000
+  _PyPathConfig_ClearGlobal();
+#else
+  Py_SetPath(nullptr);
+#endif
+}
+
+// Simulates the arrival of signal `signum` for Python's signal handling
+// (async-signal-safe): PyErr_SetInterruptEx exists from 3.10. Before, only
+// SIGINT can be simulated (PyErr_SetInterrupt); returns -1 for the others
+// and the caller uses `cpython_handler`, the C handler CPython installed for
+// `signum` (which does the same: record the signal, wake the eval loop).
+inline int SimulateSignal(int signum, void (*cpython_handler)(int)) {
+#if PY_VERSION_HEX >= 0x030A0000
+  (void)cpython_handler;
+  return PyErr_SetInterruptEx(signum);
+#else
+  if (cpython_handler == nullptr) return -1;
+  cpython_handler(signum);
+  return 0;
+#endif
+}
+
+// Py_FinalizeEx frees the table PyImport_AppendInittab/ExtendInittab made
+// but leaves PyImport_Inittab pointing at it up to 3.13 (checked on
+// 3.9.18-3.13.0: the pointer is unchanged after finalization), so the next
+// initialization, and the next AppendInittab, read freed memory. 3.14 puts
+// the built-in table back itself (_PyImport_Fini2).
+inline constexpr bool kFinalizeResetsInittab = PY_VERSION_HEX >= 0x030E0000;
+// --- Differences the extras depend on (trace.h, main_thread.h, ...) ---
+
+// PyEval_SetTraceAllThreads / PyEval_SetProfileAllThreads (every thread
+// state of the calling thread's interpreter) exist from 3.12.
+inline constexpr bool kHasTraceAllThreads = PY_VERSION_HEX >= 0x030C0000;
+
+// Installs `func` as the trace (or, with `profile`, the profile) function of
+// every thread state of the calling thread's interpreter. Only called when
+// kHasTraceAllThreads; before 3.12 it does nothing. Requires the GIL.
+inline void SetTraceAllThreads(bool profile, Py_tracefunc func,
+                               PyObject* arg) PYSCOPE_REQUIRES_GIL {
+#if PY_VERSION_HEX >= 0x030C0000
+  if (profile) {
+    PyEval_SetProfileAllThreads(func, arg);
+  } else {
+    PyEval_SetTraceAllThreads(func, arg);
+  }
+#else
+  (void)profile;
+  (void)func;
+  (void)arg;
+#endif
+}
+
+// Raises `exception` (a normalized exception object; the reference is
+// stolen) as the current exception: the inverse of FetchRaisedException.
+// Requires the GIL.
+inline void RestoreRaisedException(PyObject* exception) PYSCOPE_REQUIRES_GIL {
+#if PY_VERSION_HEX >= 0x030C0000
+  PyErr_SetRaisedException(exception);
+#else
+  PyObject* type = reinterpret_cast<PyObject*>(Py_TYPE(exception));
+  Py_INCREF(type);
+  PyErr_Restore(type, exception, PyException_GetTraceback(exception));
+#endif
+}
+
+// From 3.13, Py_FinalizeEx on the main thread resumes the main
+// interpreter's initial thread state (runtime->main_tstate, resolve_final_
+// tstate in Python/pylifecycle.c), which PyOS_AfterFork_Child does not
+// update: in the child of a fork from another thread, that state was
+// deleted, and finalizing there is a use after free.
+inline constexpr bool kFinalizeResumesInitialThreadState =
+    PY_VERSION_HEX >= 0x030D0000;
+
+// From 3.12, Py_AddPendingCall always queues the call for the main thread
+// of the main interpreter and needs no thread state. Before, it queues it
+// for the interpreter of the current thread state, which (the current
+// thread state being the process-wide GIL holder's) may be another
+// thread's sub-interpreter: the caller must hold the GIL with a
+// main-interpreter thread state for the call to reach the main interpreter.
+inline constexpr bool kPendingCallsNeedMainThreadState =
+    PY_VERSION_HEX < 0x030C0000;
 
 }  // namespace pyscope::detail::compat
 

@@ -77,6 +77,10 @@ inline constexpr int kGateRunning = 1;  // Gate::State::kRunning
 PYSCOPE_API extern GateWords gate_words;
 
 // One thread's side of the admission handshake (Gate::Slot wraps it).
+// A monotonic clock in nanoseconds (platform::MonotonicNanos), read once
+// per cold attachment, never on the nested path.
+PYSCOPE_API int64_t ColdScopeClock() noexcept;
+
 struct AdmissionSlot {
   // Set while the thread is between checking the gate and the end of the
   // attaching call; the finalizer waits for it.
@@ -87,8 +91,14 @@ struct AdmissionSlot {
   std::atomic<const char*> site_file{""};
   std::atomic<const char*> site_function{""};
   std::atomic<int> site_line{0};
+  // When the outermost cold scope attached (ColdScopeClock()), for
+  // LiveGuards()' "held for"; meaningful while inside.
+  std::atomic<int64_t> entered_at_ns{0};
 
   void EnterColdScope(const SourceLocation& where) {
+    if (inside.load(std::memory_order_relaxed) == 0) {
+      entered_at_ns.store(ColdScopeClock(), std::memory_order_relaxed);
+    }
     site_file.store(where.file(), std::memory_order_relaxed);
     site_function.store(where.function(), std::memory_order_relaxed);
     site_line.store(where.line(), std::memory_order_relaxed);
@@ -273,7 +283,9 @@ PYSCOPE_API bool AttachSlow(Scope& scope, const SourceLocation& where,
 // GILGuard(SubInterpreter&): nested if already in it, otherwise switching
 // from the interpreter the thread is in (restored at scope end), or
 // attaching from cold. Refused once the interpreter is ending or ended:
-// returns false with the scope closed and `*error` saying why.
+// returns false with the scope closed and `*error` saying why. A null
+// `interp` is the main interpreter (refused unless the runtime is running):
+// the way to reach it from inside a sub-interpreter scope.
 PYSCOPE_API bool EnterInterpreter(Scope& scope, InterpControl* interp,
                                   const SourceLocation& where,
                                   Attachment* attachment, absl::Status* error);

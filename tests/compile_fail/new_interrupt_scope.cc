@@ -1,0 +1,21 @@
+// Copyright 2026 The pyscope Authors.
+// SPDX-License-Identifier: Apache-2.0
+//
+// Rule: a InterruptScope cannot be allocated with `new`: it is a scope, and a
+// heap one could outlive or escape the GILGuard scope it belongs to.
+//
+// expect[gcc]: use of deleted function 'static void* pyscope::InterruptScope::operator new(std::size_t)'
+// expect[clang]: call to deleted function 'operator new'
+
+#include "pyscope/gil.h"
+#include "pyscope/interrupt.h"
+
+void Test(const pyscope::InterruptToken& token) {
+  pyscope::GILGuard gil;
+#if defined(PYSCOPE_COMPILE_FAIL_CONTROL)
+  pyscope::InterruptScope on_stack(token);
+#else
+  auto* on_heap = new pyscope::InterruptScope(token);
+  static_cast<void>(on_heap);
+#endif
+}
