@@ -2,12 +2,15 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // The hot paths allocate nothing: after a warm-up, nested GILGuards, cold
-// GILGuards on a native thread whose thread state pyscope has cached, and
-// AllowThreads round trips perform zero C++ heap allocations.
+// GILGuards on a native thread whose thread state pyscope has cached,
+// AllowThreads round trips and sub-interpreter entries (shared and own GIL)
+// perform zero heap allocations.
 //
-// This binary replaces the global operator new/delete with counting
-// versions. Only operator new is counted: CPython's own allocations
-// (PyMem_*, obmalloc) are its business and not what a guard adds. The
+// This binary replaces the global operator new/delete and the C allocator's
+// malloc, calloc, realloc, aligned_alloc and posix_memalign with counting
+// versions (glibc's __libc_* underneath), so an allocation anywhere in the
+// process during a measured region counts: pyscope's, Abseil's and
+// CPython's own (PyMem_Raw*, and obmalloc's arenas, come from malloc). The
 // binary has its own main() with one runtime, because doctest and the
 // shared test support allocate freely outside the measured regions.
 //
@@ -17,6 +20,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <new>
@@ -27,24 +31,56 @@
 #include "pyscope/sub_interpreter.h"
 #endif
 
+extern "C" {
+void* __libc_malloc(std::size_t size);
+void* __libc_calloc(std::size_t count, std::size_t size);
+void* __libc_realloc(void* p, std::size_t size);
+void* __libc_memalign(std::size_t alignment, std::size_t size);
+}
+
 namespace {
 
+// Every allocation call of the process, operator new and malloc alike
+// (operator new below goes through malloc once and counts once).
 std::atomic<int64_t> allocations{0};
 
 void* CountedAllocate(std::size_t size) {
   allocations.fetch_add(1, std::memory_order_relaxed);
-  return std::malloc(size == 0 ? 1 : size);
+  return __libc_malloc(size == 0 ? 1 : size);
 }
 
 void* CountedAllocateAligned(std::size_t size, std::align_val_t align) {
   allocations.fetch_add(1, std::memory_order_relaxed);
-  const std::size_t alignment = static_cast<std::size_t>(align);
-  // aligned_alloc wants a size that is a multiple of the alignment.
-  const std::size_t rounded = (size + alignment - 1) / alignment * alignment;
-  return std::aligned_alloc(alignment, rounded == 0 ? alignment : rounded);
+  return __libc_memalign(static_cast<std::size_t>(align), size == 0 ? 1 : size);
 }
 
 }  // namespace
+
+extern "C" {
+void* malloc(std::size_t size) {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  return __libc_malloc(size);
+}
+void* calloc(std::size_t count, std::size_t size) {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  return __libc_calloc(count, size);
+}
+void* realloc(void* p, std::size_t size) {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  return __libc_realloc(p, size);
+}
+void* aligned_alloc(std::size_t alignment, std::size_t size) {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  return __libc_memalign(alignment, size);
+}
+int posix_memalign(void** out, std::size_t alignment, std::size_t size) {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  void* p = __libc_memalign(alignment, size);
+  if (p == nullptr) return ENOMEM;
+  *out = p;
+  return 0;
+}
+}
 
 void* operator new(std::size_t size) {
   if (void* p = CountedAllocate(size)) return p;
@@ -108,7 +144,7 @@ constexpr int kRounds = 10000;
 int64_t Allocations() { return allocations.load(std::memory_order_relaxed); }
 
 // Runs `body` once to warm up, then kRounds times, and returns the number of
-// operator new calls made by the kRounds runs.
+// allocation calls made by the kRounds runs.
 template <typename Body>
 int64_t AllocationsOf(Body body) {
   body();
@@ -144,6 +180,16 @@ TEST_CASE("the counting allocator sees allocations in shared libraries") {
   const absl::Status status = pyscope::TryExec("raise ValueError('boom')");
   CHECK_FALSE(status.ok());
   CHECK(Allocations() > before);
+}
+
+TEST_CASE("the counting allocator sees the C allocator") {
+  const int64_t before = Allocations();
+  void* volatile p = std::malloc(64);
+  p = std::realloc(p, 128);
+  std::free(p);
+  void* volatile q = std::calloc(4, 16);
+  std::free(q);
+  CHECK(Allocations() - before == 3);
 }
 
 TEST_CASE("nested GILGuard allocates nothing") {
@@ -197,6 +243,20 @@ TEST_CASE("entering a sub-interpreter with a cached state allocates nothing") {
   CHECK(AllocationsOnNativeThread([&sub] {
           pyscope::GILGuard main_gil;
           pyscope::GILGuard gil(sub);
+        }) == 0);
+  CHECK(sub.End().ok());
+}
+
+TEST_CASE("entering an own-GIL sub-interpreter allocates nothing") {
+  if (!pyscope::detail::compat::kHasPerInterpreterGil) {
+    MESSAGE("no own GIL before CPython 3.12");
+    return;
+  }
+  pyscope::SubInterpreter sub(pyscope::SubInterpreterOptions::Isolated());
+  CHECK(AllocationsOnNativeThread([&sub] { pyscope::GILGuard gil(sub); }) == 0);
+  CHECK(AllocationsOnNativeThread([&sub] {
+          pyscope::GILGuard gil(sub);
+          pyscope::AllowThreads nogil;
         }) == 0);
   CHECK(sub.End().ok());
 }
