@@ -49,6 +49,7 @@ void S6CreateEndRawLegacy(benchmark::State& state);
 void S6CreateEndRawOwnGil(benchmark::State& state);
 void S6EnterLeaveRawCreateDelete(benchmark::State& state);
 void S6EnterLeaveRawCached(benchmark::State& state);
+void S6OwnGilMainBusyRawCached(benchmark::State& state);
 void S6SwitchRawCreateSwapDelete(benchmark::State& state);
 void S6SwitchRawCachedSwap(benchmark::State& state);
 // state.range(0): number of interpreters (and threads) running at once.
@@ -58,6 +59,7 @@ void S6ParallelRawSharedGil(benchmark::State& state);
 void S6CreateEndPyscopeLegacy(benchmark::State& state);
 void S6CreateEndPyscopeIsolated(benchmark::State& state);
 void S6EnterLeavePyscope(benchmark::State& state);
+void S6OwnGilMainBusyPyscope(benchmark::State& state);
 void S6SwitchPyscope(benchmark::State& state);
 void S6ParallelPyscopeIsolated(benchmark::State& state);
 #endif

@@ -142,6 +142,17 @@ void RegisterAll() {
         ->Arg(own_gil);
 #endif
   }
+  if (kOwnGil) {
+    // Own-GIL entries while another thread runs Python in the main
+    // interpreter (compare with S6_enter_leave_own_gil).
+    RegisterBenchmark("S6_own_gil_main_busy/raw_cached",
+                      S6OwnGilMainBusyRawCached)
+        ->UseRealTime();
+#if PYSCOPE_BENCH_HAVE_SUB_INTERPRETER
+    RegisterBenchmark("S6_own_gil_main_busy/pyscope", S6OwnGilMainBusyPyscope)
+        ->UseRealTime();
+#endif
+  }
   RegisterBenchmark("S6_switch/raw_create_swap_delete",
                     S6SwitchRawCreateSwapDelete);
   RegisterBenchmark("S6_switch/raw_cached_swap", S6SwitchRawCachedSwap);

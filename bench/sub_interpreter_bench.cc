@@ -5,9 +5,11 @@
 // thread; and CPU-bound Python on 1 or 2 interpreters at once (with their
 // own GILs from CPython 3.12, shared before) to measure parallel scaling.
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "bench_cases.h"
@@ -61,6 +63,37 @@ void DeleteAttached(PyThreadState* tstate) {
   PyThreadState_DeleteCurrent();
 }
 
+// For as long as it lives, a thread runs Python in the main interpreter
+// without pause (holding the main GIL except where CPython's switch
+// interval hands it to a waiter).
+class MainInterpreterBusy {
+ public:
+  MainInterpreterBusy() : thread_([this] { Run(); }) {
+    while (!running_.load()) std::this_thread::yield();
+  }
+  ~MainInterpreterBusy() {
+    stop_.store(true);
+    thread_.join();
+  }
+  MainInterpreterBusy(const MainInterpreterBusy&) = delete;
+  MainInterpreterBusy& operator=(const MainInterpreterBusy&) = delete;
+
+ private:
+  void Run() {
+    pyscope::GILGuard gil;
+    running_.store(true);
+    while (!stop_.load(std::memory_order_relaxed)) {
+      if (PyRun_SimpleString("for _ in range(2000): pass\n") != 0) {
+        std::abort();
+      }
+    }
+  }
+
+  std::atomic<bool> running_{false};
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
 }  // namespace
 
 // --- create + end ----------------------------------------------------------
@@ -110,6 +143,28 @@ void S6EnterLeaveRawCached(benchmark::State& state) {
         PyEval_RestoreThread(tstate);
         DeleteAttached(tstate);
       });
+  EndRawSub(sub);
+}
+
+// The same with another thread running Python in the main interpreter all
+// along: an own-GIL entry that never takes the main GIL does not notice.
+void S6OwnGilMainBusyRawCached(benchmark::State& state) {
+  EnsureRuntime();
+  const RawSub sub = NewRawSub(/*own_gil=*/true, nullptr);
+  PyThreadState* tstate = nullptr;
+  {
+    MainInterpreterBusy busy;
+    TimeRepeatedOnNewThread(
+        state, [&] { tstate = PyThreadState_New(sub.interp); },
+        [&] {
+          PyEval_RestoreThread(tstate);
+          PyEval_SaveThread();
+        },
+        [&] {
+          PyEval_RestoreThread(tstate);
+          DeleteAttached(tstate);
+        });
+  }
   EndRawSub(sub);
 }
 
@@ -232,6 +287,15 @@ void S6CreateEndPyscopeIsolated(benchmark::State& state) {
 void S6EnterLeavePyscope(benchmark::State& state) {
   EnsureRuntime();
   pyscope::SubInterpreter sub(OptionsFor(state.range(0) != 0));
+  TimeRepeatedOnNewThread(
+      state, [&] { pyscope::GILGuard warm_up(sub); },
+      [&] { pyscope::GILGuard gil(sub); }, [] {});
+}
+
+void S6OwnGilMainBusyPyscope(benchmark::State& state) {
+  EnsureRuntime();
+  pyscope::SubInterpreter sub(OptionsFor(/*own_gil=*/true));
+  MainInterpreterBusy busy;
   TimeRepeatedOnNewThread(
       state, [&] { pyscope::GILGuard warm_up(sub); },
       [&] { pyscope::GILGuard gil(sub); }, [] {});
