@@ -137,8 +137,10 @@ absl::Status PrepareInterruptSignal() {
   struct sigaction before;
   sigaction(signum, nullptr, &before);
   PyObject* handler = PyCFunction_New(&kInterruptHandler, nullptr);
+  // _signal, not signal: the Python module imports enum, millions of
+  // instructions at every start for nothing this needs.
   PyObject* module =
-      handler == nullptr ? nullptr : PyImport_ImportModule("signal");
+      handler == nullptr ? nullptr : PyImport_ImportModule("_signal");
   PyObject* result =
       module == nullptr
           ? nullptr

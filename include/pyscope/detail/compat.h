@@ -327,7 +327,8 @@ inline void SetSafePath(PyConfig* config, bool safe) {
 // outlives Py_FinalizeEx). Measured with a raw Py_InitializeFromConfig /
 // import / Py_FinalizeEx loop (tests/reinit/raw_reinit.c, run by
 // tests/reliability/reinit_soak.cc; docs/reliability.md has the outcomes):
-// 3.9.18, 3.10.13 and 3.13.0 survive every stdlib extension module; 3.11.7
+// 3.9.18 and 3.10.13 survive every stdlib extension module but
+// _tracemalloc (a clean RuntimeError at import), 3.13.0 every one; 3.11.7
 // (pyenv and Debian's) aborts in _zoneinfo; 3.12.1 aborts or crashes in the
 // modules listed for it. numpy (1.x, Debian's python3-numpy) is listed for
 // every version: NumPy states it cannot be reloaded in a process.
@@ -356,6 +357,14 @@ inline const ReinitUnsafeModule* ReinitUnsafeModules(size_t* count) {
   static constexpr ReinitUnsafeModule kModules[] = {
       {"numpy", "_multiarray_umath"},
       {"_zoneinfo", "_zoneinfo"},
+  };
+#elif PY_VERSION_HEX < 0x030B0000
+  // _tracemalloc: "the tracemalloc module has been unloaded" (a
+  // RuntimeError at import) in every later generation; Py_FinalizeEx marks
+  // it finalized for good (Modules/_tracemalloc.c, fixed in 3.11).
+  static constexpr ReinitUnsafeModule kModules[] = {
+      {"numpy", "_multiarray_umath"},
+      {"_tracemalloc", "_tracemalloc"},
   };
 #else
   static constexpr ReinitUnsafeModule kModules[] = {
