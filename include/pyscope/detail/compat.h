@@ -329,9 +329,10 @@ inline void SetSafePath(PyConfig* config, bool safe) {
 // tests/reliability/reinit_soak.cc; docs/reliability.md has the outcomes):
 // 3.9.18 and 3.10.13 survive every stdlib extension module but
 // _tracemalloc (a clean RuntimeError at import), 3.13.0 every one; 3.11.7
-// (pyenv and Debian's) aborts in _zoneinfo; 3.12.1 aborts or crashes in the
-// modules listed for it. numpy (1.x, Debian's python3-numpy) is listed for
-// every version: NumPy states it cannot be reloaded in a process.
+// fails in _tracemalloc too and (pyenv and Debian's) aborts in
+// _zoneinfo; 3.12.1 aborts or crashes in the modules listed for it. numpy (1.x,
+// Debian's python3-numpy) is listed for every version: NumPy states it cannot
+// be reloaded in a process.
 struct ReinitUnsafeModule {
   const char* module;         // the name in sys.modules
   const char* shared_object;  // the file's name up to the first '.'
@@ -356,12 +357,14 @@ inline const ReinitUnsafeModule* ReinitUnsafeModules(size_t* count) {
 #elif PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
   static constexpr ReinitUnsafeModule kModules[] = {
       {"numpy", "_multiarray_umath"},
+      {"_tracemalloc", "_tracemalloc"},
       {"_zoneinfo", "_zoneinfo"},
   };
 #elif PY_VERSION_HEX < 0x030B0000
   // _tracemalloc: "the tracemalloc module has been unloaded" (a
   // RuntimeError at import) in every later generation; Py_FinalizeEx marks
-  // it finalized for good (Modules/_tracemalloc.c, fixed in 3.11).
+  // it finalized for good (Modules/_tracemalloc.c; 3.12 keeps its state in
+  // the runtime and survives).
   static constexpr ReinitUnsafeModule kModules[] = {
       {"numpy", "_multiarray_umath"},
       {"_tracemalloc", "_tracemalloc"},
