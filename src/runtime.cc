@@ -550,6 +550,13 @@ void DiscardPendingMainThreadCalls() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   detail::DiscardMainThreadCalls();
 }
 
+// 6, with the GIL that step 5 took (FinalizerGil), which the analysis
+// cannot follow.
+void NoteReinitHazardsWithFinalizerGil(bool adopted)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  NoteReinitHazards(adopted);
+}
+
 // 7. Py_FinalizeEx, or hands the interpreter back: to the host (adopted),
 
 // or left initialized when a sub-interpreter could not be ended (`subs`).
@@ -731,7 +738,7 @@ absl::Status ScopedRuntime::Finalize() {
   // 5a. Main-thread calls that never ran are destroyed (GIL held).
   DiscardPendingMainThreadCalls();
   // 6. Note what the next runtime must know.
-  NoteReinitHazards(adopted_);
+  NoteReinitHazardsWithFinalizerGil(adopted_);
   // 7. Py_FinalizeEx.
   KeepFirstError(result, FinalizePython(self, gil, subs));
   // 8. Forget.

@@ -87,12 +87,15 @@ absl::Status CloseToEntries(InterpControl& control, Record& record,
                      absl::ToChronoNanoseconds(control.end_deadline),
                  idle)) {
     control.end_in_progress = false;
+    const int entries = control.entries.load(std::memory_order_relaxed);
+    // The cache's lock is taken without control.mu (thread exit takes them
+    // in the other order).
+    lock.unlock();
     const std::vector<std::string> inside =
         ThreadStateCache::Get().DescribeThreadsInside(control);
     return absl::DeadlineExceededError(absl::StrCat(
         "pyscope: sub-interpreter ", control.id, " was not ended: after ",
-        absl::FormatDuration(control.end_deadline), " ",
-        control.entries.load(std::memory_order_relaxed),
+        absl::FormatDuration(control.end_deadline), " ", entries,
         " scope(s) were still inside it (threads: ",
         inside.empty() ? "not listed" : absl::StrJoin(inside, ", "),
         "). New entries stay refused; call End() again once they leave."));
