@@ -234,7 +234,11 @@ PYSCOPE_API absl::Status ValidateRuntimeOptions(const RuntimeOptions& options);
 // Re-initialization: after a runtime that loaded a module known not to
 // survive it, or that finalized with Python daemon threads running, a new
 // ScopedRuntime is refused with kFailedPrecondition naming them, unless
-// options.reinit_hazards says to warn and try anyway.
+// options.reinit_hazards says to warn and try anyway. A module counts as
+// loaded when it is in the main interpreter's sys.modules at finalization
+// or its shared object is mapped; a listed module built into libpython
+// (_tracemalloc on 3.9-3.11) imported only inside a sub-interpreter is not
+// seen.
 //
 // One ScopedRuntime at a time: a second live one is Misuse::kSecondRuntime.
 // If the host already initialized Python, construction fails with
