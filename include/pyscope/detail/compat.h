@@ -431,9 +431,11 @@ inline int SimulateSignal(int signum, void (*cpython_handler)(int)) {
 // Py_FinalizeEx frees the table PyImport_AppendInittab/ExtendInittab made
 // but leaves PyImport_Inittab pointing at it up to 3.13 (checked on
 // 3.9.18-3.13.0: the pointer is unchanged after finalization), so the next
-// initialization, and the next AppendInittab, read freed memory. 3.14 puts
-// the built-in table back itself (_PyImport_Fini2).
-inline constexpr bool kFinalizeResetsInittab = PY_VERSION_HEX >= 0x030E0000;
+// initialization, and the next AppendInittab, read freed memory. 3.14 has
+// _PyImport_Fini2 to put the built-in table back, but nothing calls it
+// (3.14.7: Python/import.c), so the extended table stays installed with the
+// previous runtime's entries. pyscope puts the table back on every version.
+inline constexpr bool kFinalizeResetsInittab = false;
 // --- Differences the extras depend on (trace.h, main_thread.h, ...) ---
 
 // PyEval_SetTraceAllThreads / PyEval_SetProfileAllThreads (every thread
