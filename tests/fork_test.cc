@@ -34,6 +34,7 @@ using pyscope::AllowThreads;
 using pyscope::GILGuard;
 using pyscope::ScopedRuntime;
 using pyscope_test::ChildResult;
+using pyscope_test::CodeName;
 using pyscope_test::EvalLong;
 using pyscope_test::Event;
 using pyscope_test::FactOf;
@@ -41,12 +42,6 @@ using pyscope_test::HasFact;
 using pyscope_test::PrintFact;
 using pyscope_test::RunScenario;
 using pyscope_test::TestOptions;
-
-const char* CodeName(const absl::Status& status) {
-  static thread_local std::string name;
-  name = absl::StatusCodeToString(status.code());
-  return name.c_str();
-}
 
 // Waits for `pid` up to 30 s (then kills it); prints its exit code as
 // `fact`.

@@ -35,18 +35,13 @@ using pyscope::RuntimeOptions;
 using pyscope::ScopedRuntime;
 using pyscope::SubInterpreter;
 using pyscope_test::ChildResult;
+using pyscope_test::CodeName;
 using pyscope_test::Event;
 using pyscope_test::FactOf;
 using pyscope_test::HasFact;
 using pyscope_test::PrintFact;
 using pyscope_test::RunScenario;
 using pyscope_test::TestOptions;
-
-const char* Code(const absl::Status& status) {
-  static thread_local std::string name;
-  name = absl::StatusCodeToString(status.code());
-  return name.c_str();
-}
 
 // The SubInterpreter object destroyed while another thread is inside it:
 // the destructor ends it, which waits for that scope (up to end_deadline).
@@ -103,17 +98,17 @@ PYSCOPE_SCENARIO(RawFinalizeBehindTheBack) {
   PrintFact("raw_rc", static_cast<long>(rc));
   std::thread later([] {
     GILGuard gil(std::nothrow);
-    PrintFact("later_code", Code(gil.status()));
+    PrintFact("later_code", CodeName(gil.status()));
   });
   later.join();
   inside.join();
   PrintFact("inside_came_back", came_back.load() ? 1L : 0L);
   {
     GILGuard gil(std::nothrow);
-    PrintFact("main_code", Code(gil.status()));
+    PrintFact("main_code", CodeName(gil.status()));
   }
   const absl::Status finalized = runtime.Finalize();
-  PrintFact("finalize_code", Code(finalized));
+  PrintFact("finalize_code", CodeName(finalized));
   PrintFact("finalize_message", std::string(finalized.message()));
   {
     ScopedRuntime next(TestOptions());
@@ -187,16 +182,16 @@ PYSCOPE_SCENARIO(RuntimeInExitCallback) {
   static std::string inner;
   runtime.AddExitCallback([] {
     auto nested = ScopedRuntime::Create(TestOptions());
-    inner = Code(nested.status());
+    inner = CodeName(nested.status());
   });
   const absl::Status finalized = runtime.Finalize();
   PrintFact("inner_code", inner);
-  PrintFact("outer_code", Code(finalized));
+  PrintFact("outer_code", CodeName(finalized));
   for (const auto& report : recording.reports()) {
     PrintFact("misuse", pyscope::MisuseName(report.misuse));
   }
   auto after = ScopedRuntime::Create(TestOptions());
-  PrintFact("after_code", Code(after.status()));
+  PrintFact("after_code", CodeName(after.status()));
   return 0;
 }
 
@@ -224,7 +219,7 @@ PYSCOPE_SCENARIO(ForkChildExitsAtOnce) {
     GILGuard gil;
     PrintFact("parent_works", pyscope_test::EvalLong("w + 1"));
   }
-  PrintFact("finalize_code", Code(runtime.Finalize()));
+  PrintFact("finalize_code", CodeName(runtime.Finalize()));
   return 0;
 }
 

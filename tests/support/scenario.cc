@@ -87,4 +87,10 @@ bool HasFact(const ChildResult& child, const std::string& fact) {
          out.find("\n" + fact + "\n") != std::string::npos;
 }
 
+const char* CodeName(const absl::Status& status) {
+  static thread_local std::string name;
+  name = absl::StatusCodeToString(status.code());
+  return name.c_str();
+}
+
 }  // namespace pyscope_test

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "subprocess.h"
 
@@ -56,6 +57,10 @@ void PrintFact(const char* key, const char* value);
 
 // The value of the last "key=..." line the child printed, or "" if none.
 std::string FactOf(const ChildResult& child, const std::string& key);
+
+// The name of `status`'s code ("FAILED_PRECONDITION"), for printed facts.
+// Valid until the next call on the same thread.
+const char* CodeName(const absl::Status& status);
 
 // Whether the child printed the line `fact` ("key=value").
 bool HasFact(const ChildResult& child, const std::string& fact);
