@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <memory>
 #include <new>
@@ -121,9 +122,14 @@ PYSCOPE_SCENARIO(RawFinalizeBehindTheBack) {
 // A guard taken in a signal handler, on a thread that is not inside pyscope
 // when the signal arrives.
 std::atomic<long> handler_value{0};
+// Like any handler that calls into a library, it keeps errno as it found it.
 void GuardedHandler(int) {
-  GILGuard gil(std::nothrow);
-  if (gil.ok()) handler_value = pyscope_test::EvalLong("6 * 7");
+  const int saved_errno = errno;
+  {
+    GILGuard gil(std::nothrow);
+    if (gil.ok()) handler_value = pyscope_test::EvalLong("6 * 7");
+  }
+  errno = saved_errno;
 }
 
 PYSCOPE_SCENARIO(GuardInSignalHandler) {
