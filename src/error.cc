@@ -3,10 +3,12 @@
 
 #include "pyscope/error.h"
 
+#include <exception>
 #include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "caught_exception.h"
 
 namespace pyscope {
 namespace {
@@ -120,4 +122,27 @@ void ThrowIfPythonError() {
   if (PyErr_Occurred() != nullptr) throw PythonError::FetchAndClear();
 }
 
+namespace detail {
+
+void RaiseCaughtException(absl::string_view callable) {
+  const std::string name(callable);
+  try {
+    throw;
+  } catch (const PythonError& e) {
+    PyErr_Format(PyExc_RuntimeError, "%s: %s\n%s", e.type_name().c_str(),
+                 e.message().c_str(), e.traceback().c_str());
+  } catch (const std::exception& e) {
+    if (PyErr_Occurred() == nullptr) {
+      PyErr_Format(PyExc_RuntimeError, "C++ exception in %s: %s", name.c_str(),
+                   e.what());
+    }
+  } catch (...) {
+    if (PyErr_Occurred() == nullptr) {
+      PyErr_Format(PyExc_RuntimeError, "C++ exception of unknown type in %s",
+                   name.c_str());
+    }
+  }
+}
+
+}  // namespace detail
 }  // namespace pyscope

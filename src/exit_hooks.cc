@@ -7,12 +7,12 @@
 
 #include "pyscope/exit_hooks.h"
 
-#include <exception>
 #include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "attach.h"
+#include "caught_exception.h"
 #include "misuse.h"
 #include "pyscope/error.h"
 #include "pyscope/sub_interpreter.h"
@@ -43,23 +43,9 @@ PyObject* RunHook(PyObject* capsule, PyObject*) PYSCOPE_REQUIRES_GIL {
   hook->run = nullptr;
   try {
     run();
-  } catch (const PythonError& e) {
-    PyErr_Format(PyExc_RuntimeError, "%s: %s\n%s", e.type_name().c_str(),
-                 e.message().c_str(), e.traceback().c_str());
-  } catch (const std::exception& e) {
-    if (PyErr_Occurred() == nullptr) {
-      PyErr_Format(PyExc_RuntimeError,
-                   "C++ exception in the interpreter exit hook registered at "
-                   "%s: %s",
-                   detail::Site(hook->where).c_str(), e.what());
-    }
   } catch (...) {
-    if (PyErr_Occurred() == nullptr) {
-      PyErr_Format(PyExc_RuntimeError,
-                   "C++ exception of unknown type in the interpreter exit "
-                   "hook registered at %s",
-                   detail::Site(hook->where).c_str());
-    }
+    detail::RaiseCaughtException(absl::StrCat(
+        "the interpreter exit hook registered at ", detail::Site(hook->where)));
   }
   if (PyErr_Occurred() != nullptr) return nullptr;
   Py_RETURN_NONE;

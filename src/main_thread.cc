@@ -10,7 +10,6 @@
 #include "pyscope/main_thread.h"
 
 #include <cstdint>
-#include <exception>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -19,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "attach.h"
+#include "caught_exception.h"
 #include "extras.h"
 #include "gate.h"
 #include "lock.h"
@@ -260,24 +260,8 @@ absl::Status PostToMainThread(absl::AnyInvocable<void()> fn,
     PYSCOPE_ASSERT_GIL_HELD();  // pending calls run with the GIL held
     try {
       fn();
-    } catch (const PythonError& e) {
-      // Captured as text by pyscope::Exec and friends: raised
-      // again as RuntimeError carrying the original traceback.
-      PyErr_Format(PyExc_RuntimeError, "%s: %s\n%s", e.type_name().c_str(),
-                   e.message().c_str(), e.traceback().c_str());
-    } catch (const std::exception& e) {
-      if (PyErr_Occurred() == nullptr) {
-        PyErr_Format(PyExc_RuntimeError,
-                     "C++ exception in a call posted to the main "
-                     "thread: %s",
-                     e.what());
-      }
     } catch (...) {
-      if (PyErr_Occurred() == nullptr) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "C++ exception of unknown type in a call "
-                        "posted to the main thread");
-      }
+      detail::RaiseCaughtException("a call posted to the main thread");
     }
     if (PyErr_Occurred() == nullptr) return true;
     detail::ReportUnraisable(where);

@@ -8,12 +8,12 @@
 #include "pyscope/trace.h"
 
 #include <cstdio>
-#include <exception>
 #include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "attach.h"
+#include "caught_exception.h"
 #include "misuse.h"
 #include "thread_state_cache.h"
 
@@ -73,18 +73,8 @@ int Trampoline(PyObject* obj, PyFrameObject* frame, int what,
   const TraceEvent event(KindOf(what), frame, arg);
   try {
     target->function(event);
-  } catch (const std::exception& e) {
-    if (PyErr_Occurred() == nullptr) {
-      PyErr_Format(PyExc_RuntimeError,
-                   "C++ exception in a pyscope trace function: %s", e.what());
-    }
-    return -1;
   } catch (...) {
-    if (PyErr_Occurred() == nullptr) {
-      PyErr_SetString(PyExc_RuntimeError,
-                      "C++ exception of unknown type in a pyscope trace "
-                      "function");
-    }
+    detail::RaiseCaughtException("a pyscope trace function");
     return -1;
   }
   return PyErr_Occurred() != nullptr ? -1 : 0;

@@ -169,6 +169,23 @@ TEST_SUITE("trace") {
           "    caught = str(e)\n");
       CHECK(EvalString("caught").find("refused line 4") != std::string::npos);
     }
+    // A PythonError thrown by pyscope::Exec inside the callable keeps its
+    // type name and message in the RuntimeError.
+    {
+      ScopedTrace trace([](const TraceEvent& event) {
+        if (event.kind() == TraceEventKind::kCall && event.function() == "f") {
+          pyscope::Exec("raise KeyError('from the tracer')");
+        }
+      });
+      try {
+        pyscope::Exec("f(2)");
+        FAIL("f(2) did not raise");
+      } catch (const pyscope::PythonError& error) {
+        CHECK(error.type_name() == "RuntimeError");
+        CHECK(error.message().find("KeyError") != std::string::npos);
+        CHECK(error.message().find("from the tracer") != std::string::npos);
+      }
+    }
     // A Python error left set by the callable is raised as such.
     {
       ScopedTrace trace([](const TraceEvent& event) {

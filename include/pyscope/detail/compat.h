@@ -127,7 +127,10 @@ inline constexpr bool kFinalizeFreesInternedStrings =
 // (gh-87135). pyscope's own attaches never reach it with a thread state it
 // created for a native thread: the gate refuses cold attachments once
 // finalization began, and past its point of no return a re-attachment ends
-// the thread by unwinding instead (src/gate.h, src/attach.cc).
+// the thread by unwinding instead (src/gate.h, src/attach.cc). Decided from
+// the headers: the first ScopedRuntime refuses a libpython whose version,
+// patch level included, is not the headers' (src/build_info.cc), so a
+// program built for 3.13.8 never runs on 3.13.7's behaviour.
 inline constexpr bool kLateAttachHangsThread = PY_VERSION_HEX >= 0x030D0800;
 
 // Whether CPython, asked now to attach a thread state on a thread other
