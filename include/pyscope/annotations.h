@@ -43,8 +43,10 @@
 
 namespace pyscope {
 
-// The type of the `pyscope::gil` capability. Diagnostics call it "GIL":
-// "calling function 'F' requires holding GIL 'gil' exclusively".
+// The type of the `pyscope::gil` capability: "this thread is attached and
+// holds a GIL", for Clang's -Wthread-safety analysis, whose diagnostics call
+// it "GIL": "calling function 'F' requires holding GIL 'gil' exclusively".
+// Not copyable.
 class PYSCOPE_INTERNAL_CAPABILITY("GIL") GilCapability {
  public:
   constexpr GilCapability() = default;
@@ -58,22 +60,31 @@ inline GilCapability gil;
 
 }  // namespace pyscope
 
-// Put on a function (declaration) that touches Python objects or calls the
-// CPython C API: callers must hold the GIL through a pyscope guard (or be
-// annotated themselves). Calls made without a guard in scope, or inside an
-// `AllowThreads` scope, are rejected by `clang++ -Wthread-safety`.
+// Put on a function (declaration, after the parameter list) that touches
+// Python objects or calls the CPython C API: callers must hold the GIL
+// through a pyscope guard (or be annotated themselves). Calls made without a
+// guard in scope, or inside an `AllowThreads` scope, are rejected by
+// `clang++ -Wthread-safety`: "calling function 'F' requires holding GIL
+// 'gil' exclusively".
 #define PYSCOPE_REQUIRES_GIL ABSL_EXCLUSIVE_LOCKS_REQUIRED(::pyscope::gil)
 
 // Put on a function that must be called *without* the GIL held by the
 // calling scope (for example one that blocks, or one that takes a
-// `GILGuard` of its own and should not be nested in another).
+// `GILGuard` of its own and should not be nested in another). Calling it
+// while a guard is in scope is reported: "cannot call function 'F' while
+// GIL 'gil' is held".
 #define PYSCOPE_EXCLUDES_GIL ABSL_LOCKS_EXCLUDED(::pyscope::gil)
 
 // For a function that is entered with the GIL held by a mechanism Clang
-// cannot see (a callback invoked by CPython, a function called from Python):
-// tells the analysis that the GIL is held from here to the end of the scope.
-// It checks nothing at run time; prefer `GILGuard`, which is reentrant and
-// costs one counter increment when the GIL is already held.
+// cannot see (a callback invoked by CPython, a PyCFunction, a tp_* slot, a
+// function called from Python): tells the analysis that the GIL is held from
+// here to the end of the scope. It checks nothing at run time; prefer
+// `GILGuard`, which is reentrant and costs one counter increment when the
+// GIL is already held. In a function that also opens an `AllowThreads`,
+// Clang reports "mutex 'gil' is still held at the end of function" (the
+// capability re-acquired by ~AllowThreads is never released in its view);
+// use a `GILGuard` there instead, which borrows the existing attachment and
+// is checked at run time.
 #define PYSCOPE_ASSERT_GIL_HELD() ::pyscope::internal_annotations::AssumeGil()
 
 namespace pyscope::internal_annotations {

@@ -1,7 +1,8 @@
 // Copyright 2026 The pyscope Authors.
 // SPDX-License-Identifier: Apache-2.0
 //
-// Compile-time GIL checking for the whole CPython C API (opt-in).
+// Compile-time GIL checking for the whole CPython C API (opt-in: not
+// included by pyscope/pyscope.h).
 //
 // Including this header re-declares every C API function that needs an
 // attached thread state with `PYSCOPE_REQUIRES_GIL`. Under
@@ -28,13 +29,16 @@
 //
 // The declarations are generated at build time from the headers of the
 // CPython pyscope is built against (scripts/gen_checked_api.py, from Clang's
-// AST of Python.h); functions that the CPython documentation allows without
-// a thread state (pre-initialization and configuration, PyGILState_Ensure,
+// AST of Python.h) into checked_api_decls.h, installed next to this header;
+// functions that the CPython documentation allows without a thread state
+// (pre-initialization and configuration, PyGILState_Ensure,
 // PyEval_RestoreThread, PyThreadState_New, PyMem_Raw*, PyThread_*, ...) are
 // not annotated. See docs/compile_time.md for what is and is not covered.
+// With Clang it cannot be combined with Py_LIMITED_API (#error).
 //
 // With other compilers (GCC) the analysis does not exist; the header then
-// only includes Python.h and pyscope/annotations.h, and changes nothing.
+// only includes Python.h, pyscope/annotations.h and pyscope's version shims
+// (pyscope/detail/compat.h), and changes nothing.
 //
 // Like every pyscope header, this one defines PY_SSIZE_T_CLEAN before
 // including Python.h.

@@ -42,13 +42,13 @@ enum class Misuse {
   // When a ThreadStateSwap scope ended, its thread state was no longer the
   // current one (it was deleted or swapped out inside the scope).
   kSwapTargetLost,
-  // ScopedRuntime::Finalize was called on a thread other than the one that
-  // initialized the runtime.
+  // ScopedRuntime::Finalize (or the destructor) was called on a thread other
+  // than the one that initialized the runtime.
   kFinalizeOnOtherThread,
   // ScopedRuntime::Finalize was called while the finalizing thread was still
   // inside a pyscope guard, or attached to Python by other means.
   kFinalizeWhileAttached,
-  // A second ScopedRuntime was created while one is live.
+  // A second ScopedRuntime was created (or adopted) while one is live.
   kSecondRuntime,
   // A thread exited while guard scopes it opened were still live (a guard
   // kept in a std::optional or an object that outlived the thread).
@@ -59,9 +59,17 @@ enum class Misuse {
 };
 
 // Returns the enumerator's name without the `k`, e.g. "DestroyedOutOfOrder".
+// Thread-safe.
 PYSCOPE_API const char* MisuseName(Misuse misuse);
 
-// One misuse, as passed to the handler.
+// One misuse, as passed to the handler. The message is one paragraph
+// (wrapped here):
+//
+//   pyscope misuse (<Name>): <guard> created at <file>:<line> in
+//   <function>() <what happened>, on thread <tid> ("<thread name>").
+//   <explanation and fix>
+//
+// where <Name> is MisuseName(misuse).
 struct MisuseReport {
   Misuse misuse;
   // "GILGuard", "AllowThreads", "ThreadStateSwap" or "ScopedRuntime".
@@ -74,8 +82,10 @@ struct MisuseReport {
 
 using MisuseHandler = void (*)(const MisuseReport& report);
 
-// Installs `handler` (null restores the default, which prints and aborts)
-// and returns the previous one. Thread-safe.
+// Installs `handler` and returns the previous one (null when the default was
+// installed). Null restores the default, which writes report.message to
+// stderr and calls std::abort(). The handler runs on the thread that
+// detected the misuse, possibly while it holds a GIL. Thread-safe.
 PYSCOPE_API MisuseHandler SetMisuseHandler(MisuseHandler handler);
 
 // A thread currently inside a GILGuard scope that attached it from cold (a
@@ -83,11 +93,14 @@ PYSCOPE_API MisuseHandler SetMisuseHandler(MisuseHandler handler);
 struct AttachedThread {
   uint64_t os_thread_id;  // gettid()
   std::string name;       // pthread name, may be empty
+  // Where its outermost cold-attaching GILGuard was created.
   SourceLocation attached_at;
 };
 
-// A snapshot of the native threads currently attached through pyscope.
-// Thread-safe; the result may be stale as soon as it returns.
+// A snapshot of the threads currently inside a GILGuard scope that attached
+// them from cold (native threads, and the initializing thread; not threads
+// whose attachment a guard borrowed): the threads ScopedRuntime::Finalize()
+// drains. Thread-safe; the result may be stale as soon as it returns.
 PYSCOPE_API std::vector<AttachedThread> AttachedThreads();
 
 }  // namespace pyscope

@@ -24,7 +24,8 @@ namespace pyscope {
 
 // Thrown by pyscope's throwing constructors and helpers. Carries the
 // absl::Status that the non-throwing form would have returned; `what()` is
-// the status rendered as text ("UNAVAILABLE: ...").
+// the status rendered as text (status.ToString(), e.g. "UNAVAILABLE:
+// pyscope: cannot attach to Python: the runtime is being finalized; ...").
 class PYSCOPE_API Error : public std::runtime_error {
  public:
   // `status` must not be OK.
@@ -43,17 +44,26 @@ class PYSCOPE_API Error : public std::runtime_error {
 // clears the Python error indicator, so the interpreter stays usable.
 class PYSCOPE_API PythonError : public Error {
  public:
+  // Builds one from values, e.g. in tests.
   PythonError(std::string type_name, std::string message,
               std::string traceback);
 
   // Captures and clears the exception currently raised in the attached
-  // thread state. If none is raised, returns a PythonError of type
+  // thread state (PyErr_GetRaisedException on 3.12+, a normalized
+  // PyErr_Fetch before). If none is raised, returns a PythonError of type
   // "SystemError" saying so (a C API call reported failure without setting
   // an exception). Requires the GIL.
   static PythonError FetchAndClear() PYSCOPE_REQUIRES_GIL;
 
+  // Built-in exceptions by bare name ("KeyError"); others as
+  // module.QualifiedName ("mypkg.errors.Boom"); C types whose tp_name is
+  // dotted, as that name.
   const std::string& type_name() const noexcept { return type_name_; }
+  // str(exception) (e.g. "'k'" for KeyError('k')), or "<unprintable>" if
+  // that raises.
   const std::string& message() const noexcept { return message_; }
+  // The text of traceback.format_exception(...), including the final
+  // "Type: message" line; empty if formatting failed.
   const std::string& traceback() const noexcept { return traceback_; }
 
  private:
@@ -62,8 +72,8 @@ class PYSCOPE_API PythonError : public Error {
   std::string traceback_;
 };
 
-// Throws PythonError::FetchAndClear() if a Python exception is raised;
-// otherwise does nothing. Requires the GIL.
+// Throws PythonError::FetchAndClear() if a Python exception is raised
+// (PyErr_Occurred()); otherwise does nothing. Requires the GIL.
 PYSCOPE_API void ThrowIfPythonError() PYSCOPE_REQUIRES_GIL;
 
 }  // namespace pyscope

@@ -49,20 +49,44 @@ class SubInterpreter;
 // interpreter. It never silently switches a thread that is in a
 // sub-interpreter to the main one.
 //
+// How, in this order:
+//   - the thread already holds a GIL through a pyscope guard: nested (see
+//     Cost below);
+//   - the thread is inside an AllowThreads scope: re-attaches the thread
+//     state that scope detached (Py_BLOCK_THREADS);
+//   - the thread is attached by something else (Python code called into
+//     C++; the host called PyGILState_Ensure): borrows that attachment, and
+//     the destructor leaves it in place. This works whatever the runtime
+//     state is, even with no ScopedRuntime;
+//   - otherwise, from cold, through the runtime's attach gate: attaches the
+//     thread state CPython already associates with this thread for the main
+//     interpreter, or one pyscope creates for this thread on first use.
+//
 // Cost: when this thread already holds the GIL through pyscope, construction
 // and destruction are a counter increment and decrement (reentrant, with
 // pyscope's own per-thread depth rather than PyGILState_Check). A native
 // thread attaches with a thread state that pyscope creates once and keeps
 // for the thread's lifetime (freed at thread exit), not one per acquisition.
 //
-// Errors: the throwing constructor throws pyscope::Error with
-// kFailedPrecondition when no runtime was ever started by pyscope and
-// kUnavailable once finalization has begun (new attachments from native
-// threads are refused instead of hanging or ending the thread). The
-// `std::nothrow` constructor reports the same through status().
+// Errors, only for an attachment from cold: the throwing constructor throws
+// pyscope::Error with kFailedPrecondition when no runtime was ever started
+// by pyscope, kUnavailable once finalization has begun or the runtime has
+// been finalized (new attachments from native threads are refused instead
+// of hanging or ending the thread), and kResourceExhausted when
+// PyThreadState_New failed. The `std::nothrow` constructor reports the same
+// through status().
 //
-// Misuse (reported by pyscope's misuse handler, see diagnostics.h):
-// destroying the guard on another thread, or out of LIFO order.
+// A guard belongs to the thread that created it. Misuse (reported by
+// pyscope's misuse handler, see diagnostics.h): destroying the guard on
+// another thread (Misuse::kDestroyedOnOtherThread), or not in the reverse
+// order of creation relative to the thread's other guards
+// (Misuse::kDestroyedOutOfOrder). If the handler returns, the destructor
+// does nothing.
+//
+// Compile time: a second GILGuard in the same function while one is held is
+// reported by -Wthread-safety ("acquiring GIL 'gil' that is already held"),
+// and after the inner scope ends the analysis treats the GIL as released
+// for the rest of the function; nest across functions instead.
 class ABSL_SCOPED_LOCKABLE [[nodiscard]] GILGuard {
   PYSCOPE_INTERNAL_STACK_ONLY(GILGuard)
 
@@ -88,9 +112,17 @@ class ABSL_SCOPED_LOCKABLE [[nodiscard]] GILGuard {
 
   // Attaches the calling thread to `interpreter` (see sub_interpreter.h) and
   // holds its GIL; at scope end restores exactly what the thread had before
-  // (no thread state, the main interpreter, or another sub-interpreter).
-  // Throws pyscope::Error: kFailedPrecondition once the interpreter has
-  // ended, kUnavailable while it is ending or the runtime is finalizing.
+  // (no thread state, the main interpreter, or another sub-interpreter). Any
+  // number of threads may be inside one interpreter at once. If the thread
+  // is already in this interpreter (inside another of its scopes, or running
+  // its Python code), the guard nests or borrows, even while the interpreter
+  // is ending. Otherwise it throws pyscope::Error: kFailedPrecondition once
+  // the interpreter has ended, kUnavailable while it is ending (or, for a
+  // thread attached to no interpreter, while the runtime is finalizing),
+  // kResourceExhausted if PyThreadState_New fails. A plain GILGuard() inside
+  // the scope stays in this interpreter. Under -Wthread-safety it counts as
+  // a second guard if opened in a function that already holds one: switch
+  // interpreters in a function of its own.
   [[nodiscard]] PYSCOPE_API explicit GILGuard(
       SubInterpreter& interpreter,
       SourceLocation where = SourceLocation::Current())
@@ -120,9 +152,11 @@ class ABSL_SCOPED_LOCKABLE [[nodiscard]] GILGuard {
       SourceLocation where = SourceLocation::Current())
       ABSL_EXCLUSIVE_LOCK_FUNCTION(::pyscope::gil);
 
-  // Not noexcept: leaving a scope that switched interpreters re-attaches
-  // the previous thread state, which finalization may end (see
-  // AllowThreads).
+  // Undoes what the constructor did: nothing for a nested or borrowed guard,
+  // PyEval_SaveThread for one that attached, and re-attaches the previous
+  // thread state for one that switched interpreters. Not noexcept: that
+  // re-attachment can end the thread if the runtime's finalization has
+  // passed its point of no return (see AllowThreads).
   ~GILGuard() noexcept(false) ABSL_UNLOCK_FUNCTION() {
     if (attachment_.mode == detail::AttachMode::kFailed) return;
     if (!detail::ScopeEndIsValid(scope_, detail::GuardKind::kGILGuard,
@@ -136,7 +170,7 @@ class ABSL_SCOPED_LOCKABLE [[nodiscard]] GILGuard {
     Release();
   }
 
-  // Whether the GIL is held (always true for the throwing constructor).
+  // Whether the GIL is held (always true for the throwing constructors).
   bool ok() const noexcept {
     return attachment_.mode != detail::AttachMode::kFailed;
   }
@@ -196,16 +230,24 @@ class ABSL_SCOPED_LOCKABLE [[nodiscard]] GILGuard {
 //
 // Precondition: the calling thread holds the GIL (a GILGuard is in scope,
 // or the code was called from Python). Under clang -Wthread-safety an
-// AllowThreads with no guard in scope does not compile; at run time it is
-// reported as Misuse::kAllowThreadsWithoutGil.
+// AllowThreads with no guard in scope does not compile ("releasing GIL 'gil'
+// that was not held"); at run time it is reported as
+// Misuse::kAllowThreadsWithoutGil, and if the handler returns, nothing is
+// detached and the destructor re-attaches nothing. Destroying it on another
+// thread or out of order is reported as for GILGuard
+// (Misuse::kDestroyedOnOtherThread, Misuse::kDestroyedOutOfOrder).
 //
-// The destructor re-attaches and may block waiting for the GIL. If the
-// runtime's finalization has passed its point of no return (Py_FinalizeEx
-// is about to run) and the saved thread state is one pyscope created for
-// this native thread, or Py_FinalizeEx already freed it, pyscope ends the
-// thread by unwinding its stack (as CPython ends daemon threads) instead of
-// touching freed interpreter state. A Python thread's own state re-attaches
-// as Py_END_ALLOW_THREADS would: once Py_FinalizeEx has marked the runtime
+// The constructor is PyEval_SaveThread(); the destructor is
+// PyEval_RestoreThread(saved) and may block waiting for the GIL. If the
+// runtime's finalization has passed its point of no return (after the drain
+// and after ending the sub-interpreters; Py_FinalizeEx is about to run) and
+// the saved thread state is one pyscope created for this native thread, or
+// Py_FinalizeEx already freed it, pyscope ends the thread instead of
+// touching freed interpreter state: it writes "pyscope: ending thread ..."
+// to stderr and calls pthread_exit, which unwinds the thread's stack (as
+// CPython ends daemon threads). The finalizing thread is exempt while it
+// runs the exit callbacks. A Python thread's own state re-attaches as
+// Py_END_ALLOW_THREADS would: once Py_FinalizeEx has marked the runtime
 // finalizing, CPython 3.14 parks such a (daemon) thread forever
 // (gh-87135), and where an older CPython would end it inside the attach,
 // pyscope ends it by unwinding instead. That is why the destructor is

@@ -2,7 +2,12 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // pyscope: the CPython embedding rules as C++ scopes. Includes every public
-// header. See docs/guide.md.
+// header except the opt-in pyscope/checked_api.h and pyscope/testing.h. See
+// docs/guide.md.
+//
+// Python.h is included through pyscope/detail/compat.h, with
+// PY_SSIZE_T_CLEAN defined; compilation fails with #error for a CPython
+// older than 3.9.
 
 #ifndef PYSCOPE_PYSCOPE_H_
 #define PYSCOPE_PYSCOPE_H_

@@ -6,10 +6,13 @@
 
 namespace pyscope {
 
-// Where a guard was created, captured by default arguments so that misuse
-// diagnostics can name the place ("created at worker.cc:42 in Run"). Works
-// in C++17 with GCC and Clang (std::source_location is C++20 only). All
-// strings have static storage duration.
+// Where a guard was created, captured by default arguments (the last
+// parameter of every guard constructor) so that misuse diagnostics can name
+// the place ("created at worker.cc:42 in Run"). Works in C++17 with GCC and
+// Clang (std::source_location is C++20 only). All strings have static
+// storage duration; a default-constructed value has line 0 and empty
+// strings. Pass one explicitly only to attribute a guard to your caller's
+// location (a helper that creates guards on behalf of its caller).
 class SourceLocation {
  public:
   static constexpr SourceLocation Current(

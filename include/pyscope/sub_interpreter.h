@@ -17,7 +17,8 @@
 // ("not the last thread") while another thread state of the interpreter
 // exists; Py_FinalizeEx aborts on live sub-interpreters before 3.13; a
 // failed Py_NewInterpreterFromConfig on 3.12 leaves the caller detached.
-// SubInterpreter turns each of these into a scope or a status.
+// SubInterpreter turns each of these into a scope or a status. See
+// docs/subinterpreters.md for when and how to use sub-interpreters.
 
 #ifndef PYSCOPE_SUB_INTERPRETER_H_
 #define PYSCOPE_SUB_INTERPRETER_H_
@@ -63,14 +64,17 @@ struct PYSCOPE_API SubInterpreterOptions {
 
   // What Py_NewInterpreter gives with a GIL: shared GIL and object
   // allocator, fork, exec, threads and daemon threads allowed, single-phase
-  // extension modules allowed. Works on 3.9-3.14; refused (kUnimplemented)
-  // on the free-threaded build, see above.
+  // extension modules allowed, PyGILState_Ensure inside its scopes attaches
+  // to it (pygilstate_follows_scope). Works on 3.9-3.14; refused
+  // (kUnimplemented) on the free-threaded build, see above.
   static SubInterpreterOptions Legacy();
 
   // Own GIL and allocator; no fork, exec or daemon threads; only extension
-  // modules that support multiple interpreters. Needs CPython 3.12+. On the
-  // free-threaded build there is no GIL to own; the interpreter still gets
-  // its own runtime state and the same restrictions.
+  // modules that support multiple interpreters; entering and leaving never
+  // take the main interpreter's GIL (pygilstate_follows_scope = false, so
+  // PyGILState_Ensure inside its scopes is not supported). Needs CPython
+  // 3.12+. On the free-threaded build there is no GIL to own; the
+  // interpreter still gets its own runtime state and the same restrictions.
   static SubInterpreterOptions Isolated();
 
   // Use the main interpreter's object allocator. Must be false with an own
@@ -89,6 +93,8 @@ struct PYSCOPE_API SubInterpreterOptions {
   // false, and on the free-threaded build (true by default there).
   bool check_multi_interp_extensions =
       !detail::compat::kSubInterpretersLoadSinglePhaseModules;
+  // Whose GIL the interpreter runs under: the main interpreter's (kShared)
+  // or its own (kOwn, which needs use_main_obmalloc = false).
   Gil gil = Gil::kShared;
 
   // CPython 3.12+: whether PyGILState_Ensure, called by C code while a
@@ -119,7 +125,10 @@ struct PYSCOPE_API SubInterpreterOptions {
 // kUnimplemented when a setting needs a newer CPython (3.12 for anything but
 // Legacy()) or a build with a GIL (check_multi_interp_extensions = false on
 // the free-threaded build), kInvalidArgument for combinations CPython or
-// pyscope refuse.
+// pyscope refuse: use_main_obmalloc = false without
+// check_multi_interp_extensions (CPython refuses it too), Gil::kOwn with
+// use_main_obmalloc = true, a negative end_deadline (or a `gil` value that
+// is not a Gil enumerator). Thread-safe.
 PYSCOPE_API absl::Status ValidateSubInterpreterOptions(
     const SubInterpreterOptions& options);
 
@@ -134,18 +143,10 @@ PYSCOPE_API absl::Status ValidateSubInterpreterOptions(
 // exits or the interpreter ends. Nesting across interpreters on one thread
 // restores each level in order.
 //
-// Ending (End(), the destructor, or the runtime's finalization, which ends
-// every live SubInterpreter first): new entries are refused; waits up to
-// options.end_deadline for scopes on other threads to leave (if they do not,
-// End returns kDeadlineExceeded naming them and the interpreter stays alive
-// and closed; call End again later); joins the Python threads started inside
-// (threading._shutdown); refuses with kFailedPrecondition if a daemon thread
-// is still running there (the interpreter then stays usable; call End
-// again once it stopped); deletes every other thread's cached thread state;
-// and calls Py_EndInterpreter on the calling thread, which may be any thread
-// not inside a scope of this interpreter, with its own cached state for the
-// interpreter (which keeps threading's bookkeeping for that thread
-// consistent) or a new one.
+// Ending: End(), the destructor, or the runtime's finalization, which ends
+// every live SubInterpreter (newest first) after its drain step, before the
+// exit callbacks. End() lists the steps; none of them reaches
+// Py_EndInterpreter's fatal errors.
 class PYSCOPE_API SubInterpreter {
  public:
   // SubInterpreterOptions::Default() (Legacy() on builds with a GIL).
@@ -154,7 +155,17 @@ class PYSCOPE_API SubInterpreter {
   // Throws pyscope::Error with the status Create would return.
   [[nodiscard]] explicit SubInterpreter(const SubInterpreterOptions& options);
 
-  // Non-throwing form.
+  // Non-throwing form. Creates the interpreter on the calling thread
+  // (Py_NewInterpreter for the Legacy() settings before 3.12,
+  // Py_NewInterpreterFromConfig from 3.12). The options are validated first
+  // (ValidateSubInterpreterOptions: kUnimplemented, kInvalidArgument), before
+  // CPython is called. Creation attaches the calling thread like a
+  // GILGuard() would (to the interpreter it is in, else the main one), so it
+  // needs a running ScopedRuntime: kFailedPrecondition or kUnavailable
+  // otherwise, as for GILGuard. A failure reported by CPython is kInternal
+  // with CPython's message; a Python exception it left set is cleared. The
+  // thread state CPython created for the new interpreter on the calling
+  // thread becomes that thread's cached thread state for it.
   static absl::StatusOr<std::unique_ptr<SubInterpreter>> Create(
       const SubInterpreterOptions& options);
 
@@ -165,8 +176,36 @@ class PYSCOPE_API SubInterpreter {
   // stderr (the interpreter is then left to the runtime's finalization).
   ~SubInterpreter();
 
-  // Ends the interpreter as described above. Idempotent once it succeeded:
-  // later calls return OK.
+  // Ends the interpreter, from any thread that is not inside a scope of this
+  // interpreter (kFailedPrecondition otherwise), in this order:
+  //   1. refuses new entries (GILGuard(sub)) with kUnavailable;
+  //   2. waits up to options().end_deadline for scopes on other threads to
+  //      leave; if they do not, returns kDeadlineExceeded naming them, and
+  //      the interpreter stays alive with new entries still refused (call
+  //      End() again later);
+  //   3. attaches the calling thread to the interpreter, with its own cached
+  //      thread state there if it has one (which keeps threading's
+  //      bookkeeping for that thread consistent), else a new one;
+  //   4. deletes the other threads' cached thread states for the
+  //      interpreter; then, if the interpreter imported threading, runs
+  //      threading._shutdown(): threading's exit hooks (which stop
+  //      concurrent.futures workers) and a join of the non-daemon Python
+  //      threads started inside;
+  //   5. if the interpreter still has thread states that pyscope did not
+  //      create (running daemon threads, or states made with
+  //      PyThreadState_New by other code), returns kFailedPrecondition
+  //      without ending it: that is where Py_EndInterpreter would abort the
+  //      process with "not the last thread". The interpreter can then be
+  //      entered again; call End() again once those threads stopped;
+  //   6. calls Py_EndInterpreter with the calling thread's thread state, and
+  //      puts the calling thread back exactly as it was (detached, or
+  //      attached where it was).
+  //
+  // Also kUnavailable if another thread is running End() at the same time,
+  // or if the runtime's finalization is past its point of no return;
+  // kResourceExhausted if PyThreadState_New fails. An interpreter whose
+  // runtime has been finalized counts as ended. Idempotent once it
+  // succeeded: later calls return OK.
   absl::Status End();
 
   // CPython's interpreter id (PyInterpreterState_GetID); stays valid after
@@ -181,6 +220,7 @@ class PYSCOPE_API SubInterpreter {
     return options_.gil == SubInterpreterOptions::Gil::kOwn;
   }
 
+  // The options the interpreter was created with.
   const SubInterpreterOptions& options() const noexcept { return options_; }
 
   // The interpreter state (null after End()).
@@ -194,12 +234,12 @@ class PYSCOPE_API SubInterpreter {
   // Like Exec, returning the error as a status.
   absl::Status TryExec(std::string_view code);
 
-  // Calls `fn()` inside this interpreter on the calling thread and returns
-  // its result. `fn` runs with the GIL held; the thread-safety analysis does
-  // not see that inside a lambda, so annotate it
-  // (`[]() PYSCOPE_REQUIRES_GIL { ... }`) or start it with
-  // PYSCOPE_ASSERT_GIL_HELD(). Exceptions propagate after the interpreter is
-  // left.
+  // Calls `fn()` inside this interpreter on the calling thread (within a
+  // GILGuard(*this)) and returns its result. `fn` runs with the GIL held;
+  // the thread-safety analysis checks the body of a lambda on its own and
+  // does not see that, so annotate it (`[]() PYSCOPE_REQUIRES_GIL { ... }`)
+  // or start it with PYSCOPE_ASSERT_GIL_HELD() (or a GILGuard(), which
+  // nests). Exceptions propagate after the interpreter is left.
   template <typename Fn>
   auto Call(Fn&& fn) -> decltype(std::forward<Fn>(fn)()) {
     GILGuard gil(*this);

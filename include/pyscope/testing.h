@@ -1,7 +1,8 @@
 // Copyright 2026 The pyscope Authors.
 // SPDX-License-Identifier: Apache-2.0
 //
-// doctest integration for tests of code that embeds Python.
+// doctest integration for tests of code that embeds Python. Not included by
+// pyscope/pyscope.h.
 //
 // One runtime per test binary: in exactly one translation unit write
 //
@@ -10,11 +11,14 @@
 //   #include <doctest/doctest.h>
 //   #include "pyscope/testing.h"
 //
-// and the binary gets a main() that starts a ScopedRuntime (isolated, or
-// the options returned by a `pyscope::RuntimeOptions
-// PyscopeTestRuntimeOptions()` you define when PYSCOPE_TESTING_OPTIONS is
-// defined), runs doctest, finalizes the runtime and fails the run if
-// finalization reported an error.
+// and the binary gets a main() that parses doctest's command line (and
+// returns at once for --help and similar), starts one ScopedRuntime for the
+// whole binary (RuntimeOptions::Isolated(), or the options returned by a
+// `pyscope::RuntimeOptions PyscopeTestRuntimeOptions()` you define in the
+// global namespace when PYSCOPE_TESTING_OPTIONS is defined), runs the
+// tests, and finalizes the runtime. If the runtime cannot start, main()
+// prints the status and returns 2; if finalization reports an error, it
+// prints it and fails the run (exit code 1 when the tests passed).
 //
 // With PYSCOPE_TESTING_PRE_MAIN defined, main() first calls a
 // `bool PyscopeTestingPreMain(int argc, char** argv, int* exit_code)` you
@@ -33,7 +37,7 @@
 //     "json.decoder.JSONDecodeError");
 //   }
 //
-// Include doctest before this header.
+// Include doctest before this header (#error otherwise).
 
 #ifndef PYSCOPE_TESTING_H_
 #define PYSCOPE_TESTING_H_
@@ -49,20 +53,27 @@
 
 namespace pyscope::testing {
 
-// Holds the GIL of the main interpreter for the test case.
+// A doctest fixture (TEST_CASE_FIXTURE(pyscope::testing::WithGil, "..."))
+// that holds the GIL for the test case, attached to the main interpreter
+// (or, on a thread already in an interpreter, that one). The thread-safety
+// analysis does not see the member guard in the test body: start the body
+// with PYSCOPE_ASSERT_GIL_HELD() if you compile tests with -Wthread-safety.
 struct WithGil {
   GILGuard gil;
 };
 
-// Creates a sub-interpreter for the test case and holds its GIL; the
-// interpreter is ended when the case ends. Use it to keep Python state
-// (sys.modules, __main__, monkey-patching) from leaking between test cases.
-// The settings are SubInterpreterOptions::Default(), which every supported
-// CPython creates: Legacy() on builds with a GIL, so extension modules load
-// as in the main interpreter; on the free-threaded build (3.13t, 3.14t)
-// Legacy() with check_multi_interp_extensions = true, because that build
-// refuses single-phase init extension modules in sub-interpreters: such a
-// module raises ImportError inside the fixture there.
+// Creates a sub-interpreter for the test case and holds its GIL; when the
+// case ends, the guard ends first, then the interpreter is ended. Use it to
+// keep Python state (sys.modules, __main__, monkey-patching) from leaking
+// between test cases. The settings are SubInterpreterOptions::Default(),
+// which every supported CPython creates: Legacy() on builds with a GIL, so
+// extension modules load as in the main interpreter; on the free-threaded
+// build (3.13t, 3.14t) Legacy() with check_multi_interp_extensions = true,
+// because that build refuses single-phase init extension modules in
+// sub-interpreters: such a module raises ImportError inside the fixture
+// there. Construction throws pyscope::Error (failing the test case) if the
+// interpreter cannot be created or entered. The same thread-safety note as
+// for WithGil applies.
 struct InFreshInterpreter {
   SubInterpreter interpreter;
   GILGuard gil{interpreter};
@@ -70,10 +81,12 @@ struct InFreshInterpreter {
 
 }  // namespace pyscope::testing
 
-// CHECKs that `expression` throws pyscope::PythonError whose type_name() is
-// `expected_type` (as CPython prints it: "ValueError",
-// "json.decoder.JSONDecodeError"); when another one was raised, the failure
-// message carries its traceback.
+// CHECKs that `expression` (a statement is fine) throws pyscope::PythonError
+// whose type_name() is `expected_type` (as CPython prints it: "ValueError",
+// "json.decoder.JSONDecodeError"). Fails the check, without aborting the
+// test case, if nothing is raised or the type differs; when another one was
+// raised, the failure message carries its type, message and traceback.
+// Other C++ exceptions propagate.
 #define PYSCOPE_CHECK_RAISES(expression, expected_type)                      \
   do {                                                                       \
     bool pyscope_raised = false;                                             \
@@ -90,7 +103,7 @@ struct InFreshInterpreter {
   } while (false)
 
 // CHECKs that `expression` does not throw pyscope::PythonError; on failure
-// the message carries the Python traceback.
+// the message carries the exception's type, message and traceback.
 #define PYSCOPE_CHECK_NO_RAISE(expression)                                   \
   do {                                                                       \
     try {                                                                    \

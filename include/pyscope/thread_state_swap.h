@@ -13,21 +13,33 @@ namespace pyscope {
 
 // Makes `tstate` the calling thread's current thread state for the guard's
 // scope and restores the previous one at scope exit
-// (PyThreadState_Swap(tstate) ... PyThreadState_Swap(previous)).
+// (PyThreadState_Swap(tstate) ... PyThreadState_Swap(previous)). Stack-only
+// (not copyable, not movable, no `new`), [[nodiscard]].
 //
 // Use it to run code with a thread state you manage yourself, for example
-// one created with PyThreadState_New for a sub-interpreter. From CPython
-// 3.12 a swap between interpreters with different GILs releases one GIL and
-// takes the other, so construction and destruction may block.
+// one created with PyThreadState_New for a sub-interpreter. The caller owns
+// `tstate`: create it (PyThreadState_New) and, after the scope, clear and
+// delete it (PyThreadState_Clear, PyThreadState_Delete) with the GIL held.
+// From CPython 3.12 a swap between interpreters with different GILs
+// releases one GIL and takes the other (gh-104812), so construction and
+// destruction may block.
 //
 // Preconditions: the calling thread holds the GIL (a GILGuard is in scope),
 // `tstate` is not null and is not attached on another thread. Inside the
-// scope, a nested GILGuard stays on `tstate`'s interpreter.
+// scope, a nested GILGuard is nested (it stays on `tstate`'s interpreter),
+// and an AllowThreads detaches `tstate`.
 //
-// Misuse: a null `tstate` or no GIL (Misuse::kSwapWithoutGil); `tstate`
-// deleted, or swapped out and not back, before the scope ends
+// Misuse: a null `tstate` or no GIL (Misuse::kSwapWithoutGil; if the
+// handler returns, nothing is swapped and the destructor restores nothing);
+// `tstate` deleted, or swapped out and not back, before the scope ends
 // (Misuse::kSwapTargetLost) — the previous thread state is then not
-// restored, because the swap back would run on freed memory.
+// restored, because the swap back would run on freed memory. Destroying it
+// on another thread or out of order is reported as for GILGuard
+// (Misuse::kDestroyedOnOtherThread, Misuse::kDestroyedOutOfOrder).
+//
+// The destructor is noexcept(false): from 3.12 the swap back may have to
+// take a GIL, and a thread that waits for a GIL during finalization is
+// ended by CPython with a forced unwind (see AllowThreads).
 class [[nodiscard]] ThreadStateSwap {
   PYSCOPE_INTERNAL_STACK_ONLY(ThreadStateSwap)
 
@@ -49,7 +61,8 @@ class [[nodiscard]] ThreadStateSwap {
     detail::SwapBack(scope_, target_, previous_, where_);
   }
 
-  // The thread state that was current before the swap (restored at exit).
+  // The thread state that was current before the swap (restored at exit);
+  // null if the constructor reported misuse.
   PyThreadState* previous() const noexcept { return previous_; }
 
  private:

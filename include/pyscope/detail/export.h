@@ -1,10 +1,11 @@
 // Copyright 2026 The pyscope Authors.
 // SPDX-License-Identifier: Apache-2.0
 //
-// PYSCOPE_API marks what the compiled core (libpyscope) exports: every
-// class and function that the headers declare and src/ defines. The core
-// is built with hidden visibility, so anything the headers use without this
-// mark fails to link in pyscope's own build, not in a user's.
+// PYSCOPE_API marks what the compiled core (libpyscope) exports
+// (visibility("default")): every class and function that the headers
+// declare and src/ defines. The core is built with hidden visibility, so
+// anything the headers use without this mark fails to link in pyscope's own
+// build, not in a user's. Not for use in user code.
 
 #ifndef PYSCOPE_DETAIL_EXPORT_H_
 #define PYSCOPE_DETAIL_EXPORT_H_
