@@ -162,10 +162,13 @@ TEST_SUITE("output") {
           while (ready.load() < kThreads) std::this_thread::yield();
         }
         // time.sleep(0) releases the GIL between lines, so the threads'
-        // writes interleave.
-        pyscope::Exec(absl::StrCat("import time\nfor i in range(", kLines,
-                                   "):\n  print('thread ", t,
-                                   " line', i)\n  time.sleep(0)"));
+        // writes interleave. The loop runs in a function of its own: the
+        // threads share __main__'s globals, which without a GIL (3.14t)
+        // another thread changes between a line's assignment and its use.
+        pyscope::Exec(absl::StrCat(
+            "import time\ndef lines_of_", t, "():\n  for i in range(", kLines,
+            "):\n    print('thread ", t,
+            " line', i)\n    time.sleep(0)\nlines_of_", t, "()"));
         texts[t] = mine.text(kOut);
       });
     }
