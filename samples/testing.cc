@@ -31,19 +31,27 @@ PyObject* Area(PyObject*, PyObject* args) PYSCOPE_REQUIRES_GIL {
 
 PyMethodDef kMethods[] = {{"area", &Area, METH_VARARGS, "area(width, height)"},
                           {nullptr, nullptr, 0, nullptr}};
+// Multi-phase initialization (PEP 489): the module can be imported in every
+// interpreter, sub-interpreters included (the free-threaded build refuses
+// single-phase modules there), and it declares that it needs no GIL.
+PyModuleDef_Slot kSlots[] = {
+#ifdef Py_mod_gil
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},  // Area shares no state (3.13+)
+#endif
+    {0, nullptr}};
 PyModuleDef kModule = {PyModuleDef_HEAD_INIT,
                        "geometry",
                        nullptr,
-                       -1,
+                       0,
                        kMethods,
-                       nullptr,
+                       kSlots,
                        nullptr,
                        nullptr,
                        nullptr};
 
 // Called by CPython, with the GIL held, at `import geometry`.
 PyObject* InitGeometry() PYSCOPE_REQUIRES_GIL {
-  return PyModule_Create(&kModule);
+  return PyModuleDef_Init(&kModule);
 }
 
 double EvalDouble(const char* expression) PYSCOPE_REQUIRES_GIL {
