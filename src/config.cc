@@ -195,7 +195,8 @@ bool EndsWith(const std::string& text, const char* suffix) {
 
 const std::string& LibName() {
   static const std::string* const name = new std::string(
-      absl::StrCat("python", PY_MAJOR_VERSION, ".", PY_MINOR_VERSION));
+      absl::StrCat("python", PY_MAJOR_VERSION, ".", PY_MINOR_VERSION,
+                   detail::compat::kAbiThread));
   return *name;
 }
 
@@ -326,7 +327,8 @@ absl::Status CheckConfigBeforeStart(const PyConfig& config) {
   }
   const std::string& lib = LibName();
   const std::string zip =
-      absl::StrCat("python", PY_MAJOR_VERSION, PY_MINOR_VERSION, ".zip");
+      absl::StrCat("python", PY_MAJOR_VERSION, PY_MINOR_VERSION,
+                   detail::compat::kAbiThread, ".zip");
   std::vector<std::string> tried;
   std::string stdlib;  // the directory holding encodings/, once found
   if (config.module_search_paths_set != 0) {

@@ -48,7 +48,8 @@ struct BadRuntimeOptions {
 };
 
 std::string Lib() {
-  return absl::StrCat("python", PY_MAJOR_VERSION, ".", PY_MINOR_VERSION);
+  return absl::StrCat("python", PY_MAJOR_VERSION, ".", PY_MINOR_VERSION,
+                      pyscope::detail::compat::kAbiThread);
 }
 
 const char kNul[] = "a\0b";

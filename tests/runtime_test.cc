@@ -326,7 +326,8 @@ TEST_SUITE("runtime") {
     REQUIRE(!created.ok());
     CHECK(created.status().code() == absl::StatusCode::kNotFound);
     const std::string version =
-        absl::StrCat(PY_MAJOR_VERSION, ".", PY_MINOR_VERSION);
+        absl::StrCat(PY_MAJOR_VERSION, ".", PY_MINOR_VERSION,
+                     pyscope::detail::compat::kAbiThread);
     CHECK(std::string(created.status().message())
               .find(absl::StrCat("/nonexistent/pyscope-home/lib/python",
                                  version, "/encodings/__init__.py")) !=

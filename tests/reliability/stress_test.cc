@@ -7,6 +7,9 @@
 // from two threads each and end them from yet another thread. Counts are
 // exact: a plain (non-atomic) C counter incremented under the GIL, a Python
 // counter in __main__, per-interpreter counters read back before End().
+// Without a GIL (the free-threaded build) attached threads run at once, so
+// there the counters take a lock of their own and the exact counts show
+// that every acquisition ran, not that they excluded each other.
 // The whole run is a child process with a timeout (a deadlock fails it).
 //
 // Knobs: PYSCOPE_STRESS_THREADS (64), PYSCOPE_STRESS_ITERATIONS (N, 10000;
@@ -16,6 +19,7 @@
 #include <atomic>
 #include <cstdio>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <string>
 #include <thread>
@@ -46,6 +50,14 @@ using pyscope_test::PrintFact;
 // Incremented only under the main interpreter's GIL: a lost update would
 // show that two threads held it at once.
 long gil_protected_count = 0;
+
+// Locked only where attaching does not exclude other threads.
+std::mutex counter_mutex;
+std::unique_lock<std::mutex> LockCountersWithoutGil() {
+  std::unique_lock<std::mutex> lock(counter_mutex, std::defer_lock);
+  if (!pyscope::detail::compat::kGilExcludesOtherThreads) lock.lock();
+  return lock;
+}
 
 // __main__.n += 1 through the C API. Requires the GIL.
 void IncrementPythonCounter() PYSCOPE_REQUIRES_GIL {
@@ -86,11 +98,15 @@ PYSCOPE_SCENARIO(Stress) {
           refused.fetch_add(1);
           continue;
         }
-        ++gil_protected_count;
-        IncrementPythonCounter();
+        {
+          auto lock = LockCountersWithoutGil();
+          ++gil_protected_count;
+          IncrementPythonCounter();
+        }
         if (t % 2 == 1 && i % 4 == 0) {
           AllowThreads nogil;
           GILGuard again;
+          auto lock = LockCountersWithoutGil();
           ++gil_protected_count;
           IncrementPythonCounter();
           nested.fetch_add(1);
@@ -106,13 +122,15 @@ PYSCOPE_SCENARIO(Stress) {
     for (int cycle = 0; cycle < sub_cycles; ++cycle) {
       auto sub = std::make_unique<SubInterpreter>(
           creatable[cycle % creatable.size()].second);
-      sub->Exec("m = 0");
+      sub->Exec("import _thread\nm = 0\nlock = _thread.allocate_lock()");
       std::vector<std::thread> enter;
       for (int e = 0; e < 2; ++e) {
         enter.emplace_back([&] {
           for (int j = 0; j < kSubEntries; ++j) {
             GILGuard gil(*sub);
-            pyscope::Exec("m += 1");
+            pyscope::Exec(pyscope::detail::compat::kGilExcludesOtherThreads
+                              ? "m += 1"
+                              : "with lock:\n    m += 1");
             sub_entries.fetch_add(1);
           }
         });

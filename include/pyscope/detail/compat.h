@@ -38,6 +38,11 @@ inline constexpr bool kFreeThreaded =
     false;
 #endif
 
+// The suffix the install layout adds for this build variant: "t" on the
+// free-threaded build (lib/python3.14t, python314t.zip: ABI_THREAD in
+// Modules/getpath.py), else "".
+inline constexpr const char* kAbiThread = kFreeThreaded ? "t" : "";
+
 // Whether an attached thread keeps every other thread of its interpreter
 // from running Python (the GIL's mutual exclusion). False on the
 // free-threaded build: there an attached thread only holds up
