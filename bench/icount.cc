@@ -180,8 +180,10 @@ SubInterpreter& Sub(bool own_gil) {
   SubInterpreter*& sub = own_gil ? isolated : legacy;
   if (sub == nullptr) {
     Runtime();
+    // Default(): Legacy() where there is a GIL, Py_NewInterpreter's
+    // settings on the free-threaded build (as sub_interpreter_bench.cc).
     sub = new SubInterpreter(own_gil ? SubInterpreterOptions::Isolated()
-                                     : SubInterpreterOptions::Legacy());
+                                     : SubInterpreterOptions::Default());
   }
   return *sub;
 }

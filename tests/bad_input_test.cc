@@ -382,7 +382,10 @@ std::vector<SubOptionsCase> SubCases() {
        },
        unimplemented, ok, "need CPython 3.12"},
       {"an own allocator without checked extensions",
-       [](SubInterpreterOptions& o) { o.use_main_obmalloc = false; },
+       [](SubInterpreterOptions& o) {
+         o.use_main_obmalloc = false;
+         o.check_multi_interp_extensions = false;
+       },
        unimplemented, invalid, "CPython 3.12",
        "requires check_multi_interp_extensions = true"},
       {"an own GIL with the shared allocator",
@@ -479,15 +482,22 @@ TEST_SUITE("bad_input") {
     for (const SubOptionsCase& bad : SubCases()) {
       const std::string what = bad.what;
       CAPTURE(what);
-      SubInterpreterOptions options = SubInterpreterOptions::Legacy();
+      SubInterpreterOptions options = SubInterpreterOptions::Default();
       bad.set(options);
+      // The free-threaded build refuses to let sub-interpreters load
+      // single-phase modules, before the other settings are checked.
+      const bool single_phase_refused =
+          !pyscope::detail::compat::kSubInterpretersLoadSinglePhaseModules &&
+          !options.check_multi_interp_extensions;
       const absl::StatusCode expected =
-          pyscope::detail::compat::kHasPerInterpreterGil ? bad.from_312
-                                                         : bad.before_312;
+          single_phase_refused ? absl::StatusCode::kUnimplemented
+          : pyscope::detail::compat::kHasPerInterpreterGil ? bad.from_312
+                                                           : bad.before_312;
       const absl::Status validated =
           pyscope::ValidateSubInterpreterOptions(options);
       CHECK(validated.code() == expected);
-      const char* fragment = pyscope::detail::compat::kHasPerInterpreterGil &&
+      const char* fragment = single_phase_refused ? "free-threaded build"
+                             : pyscope::detail::compat::kHasPerInterpreterGil &&
                                      bad.message_from_312 != nullptr
                                  ? bad.message_from_312
                                  : bad.message_has;
@@ -510,7 +520,7 @@ TEST_SUITE("bad_input") {
 
   TEST_CASE("a zero end deadline with a thread inside: at once, then OK") {
     ScopedRuntime runtime(TestOptions());
-    SubInterpreterOptions options = SubInterpreterOptions::Legacy();
+    SubInterpreterOptions options = SubInterpreterOptions::Default();
     options.end_deadline = absl::ZeroDuration();
     pyscope::SubInterpreter sub(options);
     std::atomic<bool> inside{false}, leave{false};
@@ -570,7 +580,7 @@ TEST_SUITE("bad_input") {
 
   TEST_CASE("bad SubInterpreterOptions are statuses, checked before CPython") {
     ScopedRuntime runtime(TestOptions());
-    SubInterpreterOptions negative = SubInterpreterOptions::Legacy();
+    SubInterpreterOptions negative = SubInterpreterOptions::Default();
     negative.end_deadline = absl::Milliseconds(-5);
     CHECK(pyscope::ValidateSubInterpreterOptions(negative).code() ==
           absl::StatusCode::kInvalidArgument);
@@ -588,7 +598,7 @@ TEST_SUITE("bad_input") {
 
   TEST_CASE("an infinite end deadline waits for the threads inside") {
     ScopedRuntime runtime(TestOptions());
-    SubInterpreterOptions options = SubInterpreterOptions::Legacy();
+    SubInterpreterOptions options = SubInterpreterOptions::Default();
     options.end_deadline = absl::InfiniteDuration();
     pyscope::SubInterpreter sub(options);
     std::atomic<bool> inside{false};
