@@ -11,7 +11,9 @@
 // - GH-135991: threading.Lock raising at finalization (3.15, not 3.14.7);
 // - PyThreadState_GetUnchecked replacing _PyThreadState_UncheckedGet;
 // - PEP 741: the running configuration read back by name;
-// - PEP 734: concurrent.interpreters next to pyscope's SubInterpreters.
+// - PEP 734: concurrent.interpreters next to pyscope's SubInterpreters;
+// - the free-threaded build: a module that does not declare Py_mod_gil
+//   turns the GIL on.
 
 #include <pthread.h>
 
@@ -689,6 +691,55 @@ left_open[0].exec('import threading')
   return 0;
 }
 
+// --- The free-threaded build: modules declare that they need no GIL ------
+
+int ExecNothing(PyObject*) { return 0; }
+PyModuleDef_Slot declared_slots[] = {
+    {Py_mod_exec, reinterpret_cast<void*>(&ExecNothing)},
+    compat::GilNotUsedSlot(),
+    {0, nullptr}};
+PyModuleDef declared_def = {PyModuleDef_HEAD_INIT,
+                            "pyscope_declared",
+                            nullptr,
+                            0,
+                            nullptr,
+                            declared_slots,
+                            nullptr,
+                            nullptr,
+                            nullptr};
+PyModuleDef_Slot undeclared_slots[] = {
+    {Py_mod_exec, reinterpret_cast<void*>(&ExecNothing)}, {0, nullptr}};
+PyModuleDef undeclared_def = {PyModuleDef_HEAD_INIT,
+                              "pyscope_undeclared",
+                              nullptr,
+                              0,
+                              nullptr,
+                              undeclared_slots,
+                              nullptr,
+                              nullptr,
+                              nullptr};
+
+// Imports a module that declares Py_mod_gil = Py_MOD_GIL_NOT_USED, then one
+// that does not, and prints whether the GIL is on after each (always on
+// where the build has one).
+PYSCOPE_SCENARIO(ModulesAndTheGil) {
+  RuntimeOptions options = TestOptions();
+  options.builtin_modules = {
+      pyscope::BuiltinModule::FromDefinition("pyscope_declared", &declared_def),
+      pyscope::BuiltinModule::FromDefinition("pyscope_undeclared",
+                                             &undeclared_def)};
+  ScopedRuntime runtime(options);
+  GILGuard gil;
+  const char* gil_enabled = "getattr(sys, '_is_gil_enabled', lambda: True)()";
+  pyscope::Exec("import sys");
+  PrintFact("at_start", EvalBool(gil_enabled));
+  pyscope::Exec("import pyscope_declared");
+  PrintFact("after_declared", EvalBool(gil_enabled));
+  pyscope::Exec("import pyscope_undeclared");
+  PrintFact("after_undeclared", EvalBool(gil_enabled));
+  return 0;
+}
+
 TEST_SUITE("python314") {
   TEST_CASE("PEP 734: concurrent.interpreters next to SubInterpreters") {
     if (!compat::kHasConcurrentInterpreters) {
@@ -714,6 +765,20 @@ TEST_SUITE("python314") {
     }
     CHECK(HasFact(child, "finalize=OK"));
     CHECK(child.err.empty());
+  }
+
+  TEST_CASE("free-threaded: a module without Py_mod_gil turns the GIL on") {
+    ChildResult child = RunScenario("ModulesAndTheGil");
+    INFO(child.Describe());
+    REQUIRE(child.ExitedWith(0));
+    const std::string off = compat::kFreeThreaded ? "0" : "1";
+    CHECK(HasFact(child, "at_start=" + off));
+    CHECK(HasFact(child, "after_declared=" + off));
+    CHECK(HasFact(child, "after_undeclared=1"));
+    CHECK(absl::StrContains(child.err,
+                            "has been enabled to load module "
+                            "'pyscope_undeclared'") == compat::kFreeThreaded);
+    CHECK(!absl::StrContains(child.err, "pyscope_declared"));
   }
 
   TEST_CASE("PEP 734: finalization with interpreters of both kinds open") {

@@ -398,6 +398,21 @@ inline PyModuleDef_Slot PerInterpreterGilSupportedSlot() {
 #endif
 }
 
+// A module definition slot declaring that the module runs safely without
+// the GIL (Py_mod_gil = Py_MOD_GIL_NOT_USED, 3.13+; ignored by the builds
+// with a GIL); before 3.13 the terminating {0, nullptr}. On the
+// free-threaded build, importing an extension module without it turns the
+// GIL on for the rest of the process, with a RuntimeWarning
+// (_PyImport_CheckGILForModule in Python/import.c). Put it last, just
+// before the list's own terminator.
+inline PyModuleDef_Slot GilNotUsedSlot() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return {Py_mod_gil, Py_MOD_GIL_NOT_USED};
+#else
+  return {0, nullptr};
+#endif
+}
+
 #if PY_VERSION_HEX >= 0x030B0000
 extern "C" PyAPI_FUNC(void) _PyPathConfig_ClearGlobal(void);
 #endif
