@@ -193,13 +193,6 @@ bool EndsWith(const std::string& text, const char* suffix) {
          text.compare(text.size() - s.size(), s.size(), s) == 0;
 }
 
-const std::string& LibName() {
-  static const std::string* const name = new std::string(
-      absl::StrCat("python", PY_MAJOR_VERSION, ".", PY_MINOR_VERSION,
-                   detail::compat::kAbiThread));
-  return *name;
-}
-
 // The home CPython will use: PyConfig.home, else PYTHONHOME when the
 // environment is read ("prefix[:exec_prefix]"). Empty: computed by CPython.
 std::string EffectiveHome(const PyConfig& config) {
@@ -325,10 +318,8 @@ absl::Status CheckConfigBeforeStart(const PyConfig& config) {
                        "); others cannot be registered before initialization"));
     }
   }
-  const std::string& lib = LibName();
-  const std::string zip =
-      absl::StrCat("python", PY_MAJOR_VERSION, PY_MINOR_VERSION,
-                   detail::compat::kAbiThread, ".zip");
+  const char* const lib = detail::compat::kStdlibDirName;
+  const char* const zip = detail::compat::kStdlibZipName;
   std::vector<std::string> tried;
   std::string stdlib;  // the directory holding encodings/, once found
   if (config.module_search_paths_set != 0) {

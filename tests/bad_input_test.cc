@@ -47,11 +47,6 @@ struct BadRuntimeOptions {
   std::vector<std::string> message_has;
 };
 
-std::string Lib() {
-  return absl::StrCat("python", PY_MAJOR_VERSION, ".", PY_MINOR_VERSION,
-                      pyscope::detail::compat::kAbiThread);
-}
-
 const char kNul[] = "a\0b";
 std::string WithNul() { return std::string(kNul, sizeof(kNul) - 1); }
 const std::string kNotUtf8 = "caf\xc3";         // truncated sequence
@@ -120,7 +115,8 @@ std::vector<BadRuntimeOptions> Cases() {
        [](RuntimeOptions& o) { o.home = "/nonexistent/pyscope-bad-home"; },
        not_found,
        {"/nonexistent/pyscope-bad-home",
-        absl::StrCat("/nonexistent/pyscope-bad-home/lib/", Lib(),
+        absl::StrCat("/nonexistent/pyscope-bad-home/lib/",
+                     pyscope::detail::compat::kStdlibDirName,
                      "/encodings/__init__.py")}},
       {"a module search path without the standard library",
        [](RuntimeOptions& o) { o.module_search_paths = {"/nonexistent/x"}; },
@@ -215,7 +211,8 @@ std::vector<BadRuntimeOptions> Cases() {
       {"a home that is a directory without the standard library",
        [](RuntimeOptions& o) { o.home = "/tmp"; },
        not_found,
-       {absl::StrCat("/tmp/lib/", Lib(), "/encodings/__init__.py")}},
+       {absl::StrCat("/tmp/lib/", pyscope::detail::compat::kStdlibDirName,
+                     "/encodings/__init__.py")}},
       {"a home that is a regular file",
        [](RuntimeOptions& o) { o.home = "/etc/passwd"; },
        not_found,
@@ -303,7 +300,8 @@ std::vector<AcceptedRuntimeOptions> AcceptedCases() {
       {"module_search_paths with a missing extra entry",
        [](RuntimeOptions& o) {
          o.module_search_paths = {
-             absl::StrCat(PYSCOPE_TEST_PREFIX, "/lib/", Lib()),
+             absl::StrCat(PYSCOPE_TEST_PREFIX, "/lib/",
+                          pyscope::detail::compat::kStdlibDirName),
              "/nonexistent/extra"};
          o.import_site = false;
        },

@@ -143,29 +143,26 @@ TEST_SUITE("introspection") {
     CHECK(guard.interpreter_id == sub.id());
 
     // A thread waiting for the GIL this thread holds. Without a GIL
-    // (free-threaded build) a second thread attaches at once instead, so
-    // there is no waiting to see.
+    // (free-threaded build) it attaches at once instead, so there is no
+    // waiting to see.
     std::atomic<long> waiter_id{0};
+    std::atomic<bool> waiter_attached{false};
     std::thread waiter;
     {
       GILGuard gil;
+      waiter = std::thread([&] {
+        pthread_setname_np(pthread_self(), "lg-waiter");
+        waiter_id = ThreadId();
+        GILGuard blocked;
+        waiter_attached = true;
+      });
+      REQUIRE(WaitUntil([&] { return waiter_id.load() != 0; }));
       if (pyscope::detail::compat::kGilExcludesOtherThreads) {
-        waiter = std::thread([&] {
-          pthread_setname_np(pthread_self(), "lg-waiter");
-          waiter_id = ThreadId();
-          GILGuard blocked;
-        });
-        REQUIRE(WaitUntil([&] { return waiter_id.load() != 0; }));
         REQUIRE(FindGuard(waiter_id, &guard,
                           [](const LiveGuard& g) { return g.attaching; }));
         CHECK(guard.depth == 1);
       } else {
-        std::atomic<bool> attached{false};
-        std::thread([&] {
-          GILGuard beside;
-          attached = true;
-        }).join();
-        CHECK(attached.load());
+        CHECK(WaitUntil([&] { return waiter_attached.load(); }));
       }
       // This thread, holding the GIL, is listed too.
       REQUIRE(FindGuard(ThreadId(), &guard,
@@ -185,7 +182,7 @@ TEST_SUITE("introspection") {
                       ": 1 thread(s) inside") != std::string::npos);
       CHECK(text.find("runtime running") != std::string::npos);
     }
-    if (waiter.joinable()) waiter.join();
+    waiter.join();
     release.Set();
     parked.join();
     in_sub.join();

@@ -325,12 +325,10 @@ TEST_SUITE("runtime") {
     auto created = ScopedRuntime::Create(options);
     REQUIRE(!created.ok());
     CHECK(created.status().code() == absl::StatusCode::kNotFound);
-    const std::string version =
-        absl::StrCat(PY_MAJOR_VERSION, ".", PY_MINOR_VERSION,
-                     pyscope::detail::compat::kAbiThread);
     CHECK(std::string(created.status().message())
-              .find(absl::StrCat("/nonexistent/pyscope-home/lib/python",
-                                 version, "/encodings/__init__.py")) !=
+              .find(absl::StrCat("/nonexistent/pyscope-home/lib/",
+                                 pyscope::detail::compat::kStdlibDirName,
+                                 "/encodings/__init__.py")) !=
           std::string::npos);
     CHECK(Py_IsInitialized() == 0);
     try {

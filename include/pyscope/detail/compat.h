@@ -38,10 +38,26 @@ inline constexpr bool kFreeThreaded =
     false;
 #endif
 
-// The suffix the install layout adds for this build variant: "t" on the
-// free-threaded build (lib/python3.14t, python314t.zip: ABI_THREAD in
-// Modules/getpath.py), else "".
-inline constexpr const char* kAbiThread = kFreeThreaded ? "t" : "";
+// The standard library's directory under <prefix>/lib, and the zip archive
+// CPython also looks for there, as Modules/getpath.py names them: with the
+// suffix ABI_THREAD = "t" on the free-threaded build (python3.14t,
+// python314t.zip), without it otherwise (python3.14, python314.zip).
+#define PYSCOPE_DETAIL_STR2(x) #x
+#define PYSCOPE_DETAIL_STR(x) PYSCOPE_DETAIL_STR2(x)
+#ifdef Py_GIL_DISABLED
+#define PYSCOPE_DETAIL_ABI_THREAD "t"
+#else
+#define PYSCOPE_DETAIL_ABI_THREAD ""
+#endif
+inline constexpr char kStdlibDirName[] =
+    "python" PYSCOPE_DETAIL_STR(PY_MAJOR_VERSION) "." PYSCOPE_DETAIL_STR(
+        PY_MINOR_VERSION) PYSCOPE_DETAIL_ABI_THREAD;
+inline constexpr char kStdlibZipName[] =
+    "python" PYSCOPE_DETAIL_STR(PY_MAJOR_VERSION)
+        PYSCOPE_DETAIL_STR(PY_MINOR_VERSION) PYSCOPE_DETAIL_ABI_THREAD ".zip";
+#undef PYSCOPE_DETAIL_ABI_THREAD
+#undef PYSCOPE_DETAIL_STR
+#undef PYSCOPE_DETAIL_STR2
 
 // Whether an attached thread keeps every other thread of its interpreter
 // from running Python (the GIL's mutual exclusion). False on the
